@@ -1,0 +1,223 @@
+/*
+ * EdgeSpike core: the integer SNN engine. Portable C99, no I/O, no malloc, no floating point.
+ *
+ * The rules it implements are in docs/SEMANTICS.md; the numpy reference
+ * (host_sdk/edgespike/sim/reference.py) is their executable form and must match bit for bit.
+ *
+ * Life cycle (all memory belongs to the caller, the "port"):
+ *   es_model_t m;  es_engine_t e;
+ *   es_model_parse(&m, blob, len, &err);          // validates; m points into blob
+ *   need = es_engine_arena_bytes(&m);             // state the port must provide
+ *   es_engine_init(&e, &m, arena, arena_bytes, &err);
+ *   es_engine_run(&e, &input, &result, &err);     // one inference from reset state
+ */
+#ifndef ES_ENGINE_H
+#define ES_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Compile-time limits; a port may override them with -D. */
+#ifndef ES_MAX_LAYERS
+#define ES_MAX_LAYERS 8
+#endif
+#ifndef ES_MAX_LAYER_SIZE
+#define ES_MAX_LAYER_SIZE 4096 /* neurons per layer (and inputs); spike lists are uint16 */
+#endif
+#ifndef ES_ERROR_TEXT
+#define ES_ERROR_TEXT 96 /* bytes of error text, NUL included */
+#endif
+
+/* Status codes: the same numbers as the protocol's ErrorCode enum. */
+typedef enum {
+    ES_OK = 0,
+    ES_ERR_BAD_CRC = 1,
+    ES_ERR_BAD_FRAME = 2,
+    ES_ERR_FRAME_TOO_LONG = 3,
+    ES_ERR_DECODE = 4,
+    ES_ERR_UNKNOWN_MESSAGE = 5,
+    ES_ERR_NO_MODEL = 6,
+    ES_ERR_MODEL_TOO_LARGE = 7,
+    ES_ERR_MODEL_INVALID = 8,
+    ES_ERR_MODEL_CRC = 9,
+    ES_ERR_UPLOAD_NOT_STARTED = 10,
+    ES_ERR_UPLOAD_OFFSET = 11,
+    ES_ERR_UPLOAD_INCOMPLETE = 12,
+    ES_ERR_BAD_INPUT = 13,
+    ES_ERR_UNSUPPORTED = 14,
+    ES_ERR_INTERNAL = 15
+} es_status_t;
+
+/* Why something failed: a code, a human text and a number (layer index, byte offset...). */
+typedef struct {
+    es_status_t code;
+    uint32_t detail;
+    char text[ES_ERROR_TEXT];
+} es_error_t;
+
+typedef enum { ES_W_INT8 = 0, ES_W_TERNARY2 = 1 } es_wenc_t;
+typedef enum { ES_RESET_ZERO = 0, ES_RESET_SUBTRACT = 1 } es_reset_t;
+typedef enum { ES_INPUT_SPIKES = 0, ES_INPUT_VALUES = 1 } es_input_kind_t;
+typedef enum {
+    ES_DECODE_SPIKE_COUNT = 0,
+    ES_DECODE_MEMBRANE_LAST = 1,
+    ES_DECODE_MEMBRANE_SUM = 2,
+    ES_DECODE_FIRST_SPIKE = 3
+} es_decoding_t;
+typedef enum {
+    ES_CYCLES_NONE = 0,
+    ES_CYCLES_DWT = 1,
+    ES_CYCLES_QEMU_ICOUNT = 2,
+    ES_CYCLES_HOST_NS = 3
+} es_cycle_source_t;
+
+/* A weight matrix as it lies in the blob (pointers into the blob, nothing copied). */
+typedef struct {
+    uint16_t fan_in;
+    uint16_t fan_out;
+    es_wenc_t encoding;
+    int8_t exp;
+    uint8_t a_pos, a_neg;          /* ternary, per layer */
+    const uint8_t *a_pos_pn;       /* ternary, per neuron (fan_out bytes) or NULL */
+    const uint8_t *a_neg_pn;
+    const uint8_t *data;           /* int8: fan_in*fan_out; ternary: fan_in*ceil(fan_out/4) */
+    uint32_t data_len;
+} es_weights_t;
+
+typedef struct {
+    uint16_t du, dv, adapt_decay;  /* 0..4096 */
+    uint32_t vth;                  /* 0..131071 */
+    const uint8_t *vth_pn;         /* uint32 LE per neuron, or NULL */
+    int16_t bias_mant;
+    const uint8_t *bias_pn;        /* int16 LE per neuron, or NULL */
+    uint8_t bias_exp;
+    es_reset_t reset;
+    uint8_t refractory;
+    uint32_t adapt_step;
+} es_neurons_t;
+
+typedef struct {
+    uint16_t size;
+    bool recurrent;
+    es_weights_t w;
+    es_weights_t rec;              /* valid when recurrent */
+    es_neurons_t n;
+} es_layer_t;
+
+/* A parsed, validated model: a view of the blob, which must outlive it. */
+typedef struct {
+    uint16_t input_size;
+    es_input_kind_t input_kind;
+    uint16_t input_max_abs;
+    uint16_t timesteps;
+    es_decoding_t decoding;
+    uint32_t dt_us;
+    uint8_t n_layers;
+    es_layer_t layers[ES_MAX_LAYERS];
+    uint32_t crc32;                /* content hash */
+    uint32_t blob_len;
+} es_model_t;
+
+/* Per-layer work of one inference (docs/SEMANTICS.md, "Counters"). */
+typedef struct {
+    uint32_t input_events;
+    uint64_t synops;
+    uint32_t neuron_updates;
+    uint32_t spikes;
+    uint64_t cycles;
+} es_counters_t;
+
+/* Reads a free-running cycle counter; supplied by the port (NULL: no cycle counts). */
+typedef uint64_t (*es_cycle_fn)(void *ctx);
+
+/* Run state: pointers into the caller's arena. Fields are private to the engine. */
+typedef struct {
+    const es_model_t *model;
+    uint8_t *arena;
+    uint32_t arena_bytes;
+    es_cycle_fn cycles;
+    void *cycles_ctx;
+    /* per-layer views into the arena, set by es_engine_init */
+    int32_t *u[ES_MAX_LAYERS];
+    int32_t *v[ES_MAX_LAYERS];
+    int32_t *th[ES_MAX_LAYERS];         /* NULL unless adaptive */
+    uint8_t *ref[ES_MAX_LAYERS];        /* NULL unless refractory */
+    uint16_t *spk[ES_MAX_LAYERS];       /* this step's spike indices */
+    uint16_t n_spk[ES_MAX_LAYERS];
+    uint16_t *prev[ES_MAX_LAYERS];      /* previous step's spikes (recurrent layers) */
+    uint16_t n_prev[ES_MAX_LAYERS];
+    uint16_t *row_nnz[ES_MAX_LAYERS];   /* non-zero weights per input row (SynOps) */
+    uint16_t *rec_nnz[ES_MAX_LAYERS];
+    int64_t *scores;                    /* one per output neuron */
+} es_engine_t;
+
+/* One inference's input. Exactly one of events / values is used, by the model's input kind. */
+typedef struct {
+    const uint32_t *events;   /* INPUT_SPIKES: (step << 16) | index, sorted by step */
+    uint32_t n_events;
+    const int32_t *values;    /* INPUT_VALUES: timesteps * input_size, row-major by step */
+    uint32_t n_values;
+} es_input_t;
+
+/* One inference's output. The caller owns every buffer. */
+typedef struct {
+    int32_t prediction;
+    int64_t *scores;              /* caller buffer, >= output size */
+    uint16_t n_scores;
+    es_counters_t layers[ES_MAX_LAYERS];
+    uint8_t n_layers;
+    uint64_t cycles;              /* whole inference, from the port's counter */
+    es_cycle_source_t cycle_source;
+    uint32_t *spike_events;       /* optional: output-layer spikes (step << 16) | index */
+    uint32_t spike_capacity;      /* 0: do not record */
+    uint32_t n_spike_events;
+    bool spikes_truncated;
+} es_result_t;
+
+/* CRC-32 (IEEE 802.3, zlib's), used for frames and the model hash. */
+uint32_t es_crc32(uint32_t crc, const uint8_t *data, size_t len);
+
+/* Parse and validate a blob (hash, sizes, codes, ranges, the 2^17 input bound).
+ * On success m points into blob. */
+es_status_t es_model_parse(es_model_t *m, const uint8_t *blob, uint32_t len, es_error_t *err);
+
+/* Bytes of arena es_engine_init needs for m (laid out as Model.state_bytes() in the SDK). */
+uint32_t es_engine_arena_bytes(const es_model_t *m);
+
+/* Bind an engine to a parsed model and an arena; fails with ES_ERR_MODEL_TOO_LARGE if the
+ * arena is short. Leaves the engine in reset state. */
+es_status_t es_engine_init(es_engine_t *e, const es_model_t *m, void *arena,
+                           uint32_t arena_bytes, es_error_t *err);
+
+/* Optional cycle counter (the port's DWT, SysTick or clock). */
+void es_engine_set_cycle_counter(es_engine_t *e, es_cycle_fn fn, void *ctx,
+                                 es_cycle_source_t source);
+
+/* Zero all neuron state (u, v, thresholds, refractory counters, spike lists). */
+void es_engine_reset(es_engine_t *e);
+
+/* Check an input against the model (ranges, indices, order) without running it. */
+es_status_t es_input_check(const es_model_t *m, const es_input_t *in, es_error_t *err);
+
+/* Reset, run model->timesteps steps on in, decode into out. */
+es_status_t es_engine_run(es_engine_t *e, const es_input_t *in, es_result_t *out,
+                          es_error_t *err);
+
+/* Streaming building block: one step on this step's input (events: indices only, values:
+ * input_size values). The spikes of the output layer are left in e->spk[last]. */
+es_status_t es_engine_step(es_engine_t *e, const uint16_t *indices, uint16_t n_indices,
+                           const int32_t *values, es_counters_t *counters);
+
+/* Size of state arrays a caller can read back (final state, for tests): */
+const int32_t *es_engine_u(const es_engine_t *e, uint8_t layer);
+const int32_t *es_engine_v(const es_engine_t *e, uint8_t layer);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ES_ENGINE_H */

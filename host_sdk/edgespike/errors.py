@@ -1,0 +1,64 @@
+"""Named exceptions of the EdgeSpike SDK.
+
+Every failure a user can act on has its own class, and every message says what to do next.
+"""
+from __future__ import annotations
+
+
+class EdgeSpikeError(Exception):
+    """Base class of every EdgeSpike error."""
+
+
+class ModelError(EdgeSpikeError):
+    """A model is malformed, out of range, or does not fit a target."""
+
+
+class ModelTooLarge(ModelError):
+    """A model needs more memory than the target offers."""
+
+
+class BlobError(ModelError):
+    """A model blob could not be read (truncated, wrong version, hash mismatch)."""
+
+
+class ToolMissing(EdgeSpikeError):
+    """A tool or optional package the operation needs is not installed."""
+
+
+class DeviceError(EdgeSpikeError):
+    """Base class of errors talking to a device (real or emulated)."""
+
+
+class DeviceTimeout(DeviceError):
+    """The device did not answer in time."""
+
+
+class LinkClosed(DeviceError):
+    """The connection to the device dropped."""
+
+
+class FramingError(DeviceError):
+    """A frame could not be decoded (COBS, CRC or protobuf)."""
+
+
+class DeviceRejected(DeviceError):
+    """The device answered a request with an Error message.
+
+    Attributes:
+        code: the protocol's ErrorCode name, e.g. ``"ERR_MODEL_INVALID"``.
+        detail: the device's detail number (a layer index or byte offset), or 0.
+    """
+
+    def __init__(self, code: str, message: str, detail: int = 0) -> None:
+        super().__init__(f"device rejected the request: {code}: {message}")
+        self.code = code
+        self.device_message = message
+        self.detail = detail
+
+
+class EmulatorError(DeviceError):
+    """The emulated board could not be started or died."""
+
+
+class InputError(EdgeSpikeError):
+    """An inference input does not match the model (shape, range, event index or step)."""

@@ -1,0 +1,46 @@
+"""Where the SDK finds what the build produced (firmware images, the host library).
+
+The build (``firmware/build.sh``) writes into ``build/`` at the repository root:
+``build/host/`` (the C core as a shared library, the host device process) and
+``build/<board>/`` (firmware images for each emulated board). ``EDGESPIKE_BUILD`` overrides it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from edgespike.errors import ToolMissing
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_BOARD = "mps2-an386"
+
+
+def build_dir() -> Path:
+    """The build folder: ``$EDGESPIKE_BUILD`` or ``<repo>/build``."""
+    return Path(os.environ.get("EDGESPIKE_BUILD", REPO_ROOT / "build"))
+
+
+def _need(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise ToolMissing(f"{what} not found at {path}; build it with: bash firmware/build.sh")
+    return path
+
+
+def host_library() -> Path:
+    """The C core as a shared library (for :mod:`edgespike.sim.core`)."""
+    return _need(build_dir() / "host" / "libedgespike_host.so", "the host C library")
+
+
+def hostdev_executable() -> Path:
+    """The host device process: the firmware's link over a TCP socket, for fast tests."""
+    return _need(build_dir() / "host" / "edgespike-hostdev", "the host device program")
+
+
+def firmware_image(board: str = DEFAULT_BOARD) -> Path:
+    """The link firmware (ELF) for an emulated board."""
+    return _need(build_dir() / board / f"edgespike-{board}.elf", f"the {board} firmware")
+
+
+def runner_image(board: str = DEFAULT_BOARD) -> Path:
+    """The semihosting runner (ELF): runs one blob on one input file inside QEMU, no link."""
+    return _need(build_dir() / board / f"edgespike-runner-{board}.elf", f"the {board} runner")
