@@ -135,8 +135,13 @@ typedef struct {
 /* Reads a free-running cycle counter; supplied by the port (NULL: no cycle counts). */
 typedef uint64_t (*es_cycle_fn)(void *ctx);
 
+struct es_engine;
+/* Called by es_engine_run after every step (step = 0..timesteps-1); e->spk[l] / e->n_spk[l]
+ * then hold each layer's spikes of that step (used by es_runner.c to record rasters). */
+typedef void (*es_step_hook_fn)(void *ctx, const struct es_engine *e, uint32_t step);
+
 /* Run state: pointers into the caller's arena. Fields are private to the engine. */
-typedef struct {
+typedef struct es_engine {
     const es_model_t *model;
     uint8_t *arena;
     uint32_t arena_bytes;
@@ -154,6 +159,11 @@ typedef struct {
     uint16_t *row_nnz[ES_MAX_LAYERS];   /* non-zero weights per input row (SynOps) */
     uint16_t *rec_nnz[ES_MAX_LAYERS];
     int64_t *scores;                    /* one per output neuron */
+    /* (added after the first API draft; additive) */
+    uint32_t t;                         /* steps run since the last reset */
+    es_cycle_source_t cycle_source;
+    es_step_hook_fn hook;               /* NULL: none */
+    void *hook_ctx;
 } es_engine_t;
 
 /* One inference's input. Exactly one of events / values is used, by the model's input kind. */
@@ -198,10 +208,16 @@ es_status_t es_engine_init(es_engine_t *e, const es_model_t *m, void *arena,
 void es_engine_set_cycle_counter(es_engine_t *e, es_cycle_fn fn, void *ctx,
                                  es_cycle_source_t source);
 
+/* Optional per-step observer for es_engine_run (NULL to remove). */
+void es_engine_set_step_hook(es_engine_t *e, es_step_hook_fn fn, void *ctx);
+
 /* Zero all neuron state (u, v, thresholds, refractory counters, spike lists). */
 void es_engine_reset(es_engine_t *e);
 
-/* Check an input against the model (ranges, indices, order) without running it. */
+/* Check an input against the model without running it. Events: step < timesteps, index <
+ * input_size, strictly increasing as uint32 (sorted by step, then index, no duplicates: the
+ * order events_from_spikes gives). Values: exactly timesteps * input_size, |value| <=
+ * input_max_abs. ES_ERR_BAD_INPUT with the offending item's position in detail. */
 es_status_t es_input_check(const es_model_t *m, const es_input_t *in, es_error_t *err);
 
 /* Reset, run model->timesteps steps on in, decode into out. */
@@ -209,13 +225,18 @@ es_status_t es_engine_run(es_engine_t *e, const es_input_t *in, es_result_t *out
                           es_error_t *err);
 
 /* Streaming building block: one step on this step's input (events: indices only, values:
- * input_size values). The spikes of the output layer are left in e->spk[last]. */
+ * input_size values). The spikes of the output layer are left in e->spk[last].
+ * counters: n_layers entries, added to (not cleared). Scores accumulate per the decoding
+ * (first-spike scores only while step < timesteps). Indices must be < input_size and should
+ * not repeat (ES_ERR_BAD_INPUT if out of range; a repeated index counts twice). */
 es_status_t es_engine_step(es_engine_t *e, const uint16_t *indices, uint16_t n_indices,
                            const int32_t *values, es_counters_t *counters);
 
 /* Size of state arrays a caller can read back (final state, for tests): */
 const int32_t *es_engine_u(const es_engine_t *e, uint8_t layer);
 const int32_t *es_engine_v(const es_engine_t *e, uint8_t layer);
+/* Adaptive threshold state of a layer, or NULL when the layer is not adaptive. */
+const int32_t *es_engine_th(const es_engine_t *e, uint8_t layer);
 
 #ifdef __cplusplus
 }

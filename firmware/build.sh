@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Build the firmware trees: build/host (host gcc) and build/mps2-an386 (arm-none-eabi).
+# Idempotent and incremental; quiet unless something fails, then loud (full output, exit 1).
+#   bash firmware/build.sh            configure if needed, build both trees
+#   bash firmware/build.sh --test     ... then run ctest in both trees
+#   bash firmware/build.sh --clean    remove both trees (keeps build/_deps) first
+# EDGESPIKE_BUILD overrides the build folder (default: <repo>/build), as the SDK's paths.py.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+build=${EDGESPIKE_BUILD:-$repo/build}
+jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+run_tests=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) run_tests=1 ;;
+    --clean) rm -rf "$build/host" "$build/mps2-an386" ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "build.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+step() {  # step "what" command...: run quietly, show everything on failure
+  local what=$1; shift
+  if ! "$@" >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "build.sh: FAILED: $what" >&2
+    exit 1
+  fi
+}
+
+mkdir -p "$build/_deps"
+for board in host mps2-an386; do
+  tree="$build/$board"
+  args=(-S "$here" -B "$tree" -DES_BOARD="$board" -DNANOPB_DIR="$build/_deps/nanopb")
+  if [ "$board" != host ]; then
+    args+=(-DCMAKE_TOOLCHAIN_FILE="$here/cmake/arm-none-eabi.cmake")
+  fi
+  if [ ! -f "$tree/CMakeCache.txt" ]; then
+    step "configure $board" cmake "${args[@]}" -DCMAKE_BUILD_TYPE=Release
+  fi
+  step "build $board" cmake --build "$tree" -j "$jobs"
+done
+
+if [ "$run_tests" = 1 ]; then
+  for board in host mps2-an386; do
+    step "tests $board" ctest --test-dir "$build/$board" --output-on-failure -j "$jobs"
+  done
+fi
+echo "firmware built in $build (host, mps2-an386)"

@@ -1,0 +1,57 @@
+/*
+ * EdgeSpike core: the integer CUBA-LIF neuron of docs/SEMANTICS.md (Loihi 2 fixed point).
+ */
+#ifndef ES_LIF_H
+#define ES_LIF_H
+
+#include "es_internal.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ES_MAX24 ((int32_t)1 << 23)
+
+/* trunc0(x * (4096 - d) / 4096): the product in 64 bits, rounded toward zero (adding 4095
+ * before the floor shift of a negative product rounds it up, i.e. toward zero). */
+ES_INLINE int32_t es_decay(int32_t x, uint32_t d)
+{
+    int64_t p = (int64_t)x * (int32_t)(4096u - d);
+    p += (p >> 63) & 4095;
+    return (int32_t)(p >> 12);
+}
+
+/* One 24-bit wrap, as Lava: keeps +2^23, maps values <= -2^23 up by 2^24. */
+ES_INLINE int32_t es_wrap24(int32_t a)
+{
+    if (a > ES_MAX24) {
+        return a - 2 * ES_MAX24;
+    }
+    if (a <= -ES_MAX24) {
+        return a + 2 * ES_MAX24;
+    }
+    return a;
+}
+
+/* Saturate to [-(2^23 - 1), 2^23 - 1]. */
+ES_INLINE int32_t es_clip24(int32_t a)
+{
+    if (a > ES_MAX24 - 1) {
+        return ES_MAX24 - 1;
+    }
+    if (a < -(ES_MAX24 - 1)) {
+        return -(ES_MAX24 - 1);
+    }
+    return a;
+}
+
+/* Update neurons [k0, k1) of a layer for one step. a_in[k - k0] is the shifted synaptic input
+ * of neuron k. th may be NULL (not adaptive), ref may be NULL (no refractory period).
+ * Spiking neuron indices are appended to spk_out; returns how many. */
+uint32_t es_lif_update(const es_neurons_t *n, int32_t *u, int32_t *v, int32_t *th, uint8_t *ref,
+                       uint32_t k0, uint32_t k1, const int32_t *a_in, uint16_t *spk_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ES_LIF_H */

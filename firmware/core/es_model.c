@@ -1,0 +1,411 @@
+/*
+ * EdgeSpike core: parse and validate a model blob (docs/SEMANTICS.md; the SDK's
+ * Model.validate in host_sdk/edgespike/model/quantized.py is the rule set mirrored here).
+ *
+ * Zero copy: every protobuf `bytes` field is a nanopb callback that records where its bytes
+ * lie in the blob and skips them, so weights and per-neuron arrays are read in place. Layers
+ * are decoded one at a time by a callback (nanopb keeps only one Layer struct on the stack).
+ * Nothing is accepted before every length, code and range is checked: a hostile blob must
+ * never make the engine read outside it.
+ */
+#include <string.h>
+
+#include "es_internal.h"
+#include "pb_decode.h"
+#include "edgespike.pb.h"
+
+#define ES_HASH_TAG0 0xC5u /* field 1000, wire type fixed32, as a varint */
+#define ES_HASH_TAG1 0x3Eu
+#define ES_FORMAT_VERSION 1u
+#define ES_VTH_MAX 131071u
+#define ES_DECAY_UNITY 4096u
+#define ES_A_IN_LIMIT ((uint64_t)1 << 17)
+#define ES_SUM_LIMIT ((uint64_t)1 << 31)
+
+/* Where a bytes field lies inside the blob. */
+typedef struct {
+    const uint8_t *p;
+    uint32_t len;
+} es_span_t;
+
+typedef struct {
+    es_model_t *m;
+    es_error_t *err;
+    uint8_t count;       /* layers decoded so far */
+    bool own_error;      /* err was filled by a callback: keep its text */
+} es_parse_ctx_t;
+
+/* nanopb callback for a bytes field: record pointer and length, then skip the bytes. The
+ * stream is a substream of the buffer istream, so stream->state is the next unread byte. */
+static bool span_cb(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+    (void)field;
+    es_span_t *span = (es_span_t *)*arg;
+    span->p = (const uint8_t *)stream->state;
+    span->len = (uint32_t)stream->bytes_left;
+    return pb_read(stream, NULL, stream->bytes_left);
+}
+
+static bool layer_fail(es_parse_ctx_t *ctx, es_status_t code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    (void)es_error_vset(ctx->err, code, ctx->count, fmt, ap);
+    va_end(ap);
+    ctx->own_error = true;
+    return false;
+}
+
+/* Checks one Weights message on its own and narrows it into w. */
+static bool take_weights(es_parse_ctx_t *ctx, const char *what, const edgespike_Weights *pw,
+                         const es_span_t *sp /* data, a_pos_pn, a_neg_pn */, es_weights_t *w)
+{
+    const unsigned l = ctx->count;
+    memset(w, 0, sizeof(*w));
+    if (pw->fan_in < 1u || pw->fan_out < 1u) {
+        return layer_fail(ctx, ES_ERR_MODEL_INVALID, "layer %u%s: empty weight matrix", l, what);
+    }
+    if (pw->fan_in > ES_MAX_LAYER_SIZE || pw->fan_out > ES_MAX_LAYER_SIZE) {
+        return layer_fail(ctx, ES_ERR_MODEL_TOO_LARGE, "layer %u%s: %ux%u weights exceed %u",
+                          l, what, pw->fan_in, pw->fan_out, (uint32_t)ES_MAX_LAYER_SIZE);
+    }
+    if (pw->exp < -31 || pw->exp > 16) {
+        return layer_fail(ctx, ES_ERR_MODEL_INVALID, "layer %u%s: weight exp %d outside -31..16",
+                          l, what, pw->exp);
+    }
+    w->fan_in = (uint16_t)pw->fan_in;
+    w->fan_out = (uint16_t)pw->fan_out;
+    w->exp = (int8_t)pw->exp;
+    w->data = sp[0].p;
+    w->data_len = sp[0].len;
+    if (pw->encoding == edgespike_WeightEncoding_WEIGHTS_INT8) {
+        w->encoding = ES_W_INT8;
+        uint32_t want = pw->fan_in * pw->fan_out;
+        if (sp[0].len != want) {
+            return layer_fail(ctx, ES_ERR_MODEL_INVALID, "layer %u%s: int8 data is %u bytes, not %u",
+                              l, what, sp[0].len, want);
+        }
+        return true;
+    }
+    if (pw->encoding != edgespike_WeightEncoding_WEIGHTS_TERNARY2) {
+        return layer_fail(ctx, ES_ERR_UNSUPPORTED, "layer %u%s: unknown weight encoding %d", l,
+                          what, (int32_t)pw->encoding);
+    }
+    w->encoding = ES_W_TERNARY2;
+    uint32_t stride = (pw->fan_out + 3u) / 4u;
+    uint32_t want = pw->fan_in * stride;
+    if (sp[0].len != want) {
+        return layer_fail(ctx, ES_ERR_MODEL_INVALID, "layer %u%s: ternary data is %u bytes, not %u",
+                          l, what, sp[0].len, want);
+    }
+    /* Codes past fan_out in a row's last byte are padding, ignored (as the SDK does). */
+    for (uint32_t j = 0; j < pw->fan_in; ++j) {
+        const uint8_t *row = sp[0].p + j * stride;
+        for (uint32_t k = 0; k < pw->fan_out; ++k) {
+            if (((row[k >> 2] >> ((k & 3u) * 2u)) & 3u) == 3u) {
+                return layer_fail(ctx, ES_ERR_MODEL_INVALID,
+                                  "layer %u%s: ternary code 0b11 at row %u, column %u", l, what,
+                                  j, k);
+            }
+        }
+    }
+    const char *names[2] = {"a_pos", "a_neg"};
+    const uint32_t scalars[2] = {pw->a_pos, pw->a_neg};
+    for (int i = 0; i < 2; ++i) {
+        const es_span_t *pn = &sp[1 + i];
+        if (pn->len != 0u) {
+            if (pn->len != pw->fan_out) {
+                return layer_fail(ctx, ES_ERR_MODEL_INVALID, "layer %u%s: %s_per_neuron has %u "
+                                  "values for %u neurons", l, what, names[i], pn->len, pw->fan_out);
+            }
+            for (uint32_t k = 0; k < pn->len; ++k) {
+                if (pn->p[k] == 0u) {
+                    return layer_fail(ctx, ES_ERR_MODEL_INVALID,
+                                      "layer %u%s: %s of neuron %u is 0 (1..255)", l, what,
+                                      names[i], k);
+                }
+            }
+        } else if (scalars[i] < 1u || scalars[i] > 255u) {
+            return layer_fail(ctx, ES_ERR_MODEL_INVALID, "layer %u%s: %s=%u outside 1..255", l,
+                              what, names[i], scalars[i]);
+        }
+    }
+    w->a_pos = (uint8_t)(sp[1].len ? 0u : pw->a_pos);
+    w->a_neg = (uint8_t)(sp[2].len ? 0u : pw->a_neg);
+    w->a_pos_pn = sp[1].len ? sp[1].p : NULL;
+    w->a_neg_pn = sp[2].len ? sp[2].p : NULL;
+    return true;
+}
+
+static bool take_neurons(es_parse_ctx_t *ctx, const edgespike_Neurons *pn, uint32_t size,
+                         const es_span_t *vth_pn, const es_span_t *bias_pn, es_neurons_t *n)
+{
+    const unsigned l = ctx->count;
+    const char *dnames[3] = {"du", "dv", "adapt_decay"};
+    const uint32_t dvals[3] = {pn->du, pn->dv, pn->adapt_decay};
+    for (int i = 0; i < 3; ++i) {
+        if (dvals[i] > ES_DECAY_UNITY) {
+            return layer_fail(ctx, ES_ERR_MODEL_INVALID, "layer %u: %s=%u outside 0..4096", l,
+                              dnames[i], dvals[i]);
+        }
+    }
+    if (pn->vth > ES_VTH_MAX) {
+        return layer_fail(ctx, ES_ERR_MODEL_INVALID, "layer %u: vth=%u outside 0..131071", l, pn->vth);
+    }
+    if (pn->bias_mant < -4096 || pn->bias_mant > 4095) {
+        return layer_fail(ctx, ES_ERR_MODEL_INVALID, "layer %u: bias_mant=%d outside -4096..4095",
+                          l, pn->bias_mant);
+    }
+    if (pn->bias_exp > 7u) {
+        return layer_fail(ctx, ES_ERR_MODEL_INVALID, "layer %u: bias_exp=%u outside 0..7", l,
+                          pn->bias_exp);
+    }
+    if (pn->reset != edgespike_ResetMode_RESET_ZERO && pn->reset != edgespike_ResetMode_RESET_SUBTRACT) {
+        return layer_fail(ctx, ES_ERR_UNSUPPORTED, "layer %u: unknown reset mode %d", l,
+                          (int32_t)pn->reset);
+    }
+    if (pn->refractory > 255u) {
+        return layer_fail(ctx, ES_ERR_MODEL_INVALID, "layer %u: refractory=%u outside 0..255", l,
+                          pn->refractory);
+    }
+    if (pn->adapt_step > ES_VTH_MAX) {
+        return layer_fail(ctx, ES_ERR_MODEL_INVALID, "layer %u: adapt_step=%u outside 0..131071",
+                          l, pn->adapt_step);
+    }
+    if (vth_pn->len != 0u) {
+        if (vth_pn->len != 4u * size) {
+            return layer_fail(ctx, ES_ERR_MODEL_INVALID, "layer %u: vth_per_neuron is %u bytes, not %u",
+                              l, vth_pn->len, 4u * size);
+        }
+        for (uint32_t k = 0; k < size; ++k) {
+            uint32_t vth = es_le32(vth_pn->p + 4u * k);
+            if (vth > ES_VTH_MAX) {
+                return layer_fail(ctx, ES_ERR_MODEL_INVALID, "layer %u: vth of neuron %u is %u "
+                                  "(0..131071)", l, k, vth);
+            }
+        }
+    }
+    if (bias_pn->len != 0u) {
+        if (bias_pn->len != 2u * size) {
+            return layer_fail(ctx, ES_ERR_MODEL_INVALID, "layer %u: bias_per_neuron is %u bytes, not %u",
+                              l, bias_pn->len, 2u * size);
+        }
+        for (uint32_t k = 0; k < size; ++k) {
+            int16_t b = es_le16s(bias_pn->p + 2u * k);
+            if (b < -4096 || b > 4095) {
+                return layer_fail(ctx, ES_ERR_MODEL_INVALID, "layer %u: bias of neuron %u is %d "
+                                  "(-4096..4095)", l, k, (int32_t)b);
+            }
+        }
+    }
+    n->du = (uint16_t)pn->du;
+    n->dv = (uint16_t)pn->dv;
+    n->adapt_decay = (uint16_t)pn->adapt_decay;
+    n->vth = pn->vth;
+    n->vth_pn = vth_pn->len ? vth_pn->p : NULL;
+    n->bias_mant = (int16_t)pn->bias_mant;
+    n->bias_pn = bias_pn->len ? bias_pn->p : NULL;
+    n->bias_exp = (uint8_t)pn->bias_exp;
+    n->reset = pn->reset == edgespike_ResetMode_RESET_SUBTRACT ? ES_RESET_SUBTRACT : ES_RESET_ZERO;
+    n->refractory = (uint8_t)pn->refractory;
+    n->adapt_step = pn->adapt_step;
+    return true;
+}
+
+/* nanopb callback for one element of Model.layers. */
+static bool layer_cb(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+    (void)field;
+    es_parse_ctx_t *ctx = (es_parse_ctx_t *)*arg;
+    if (ctx->count >= ES_MAX_LAYERS) {
+        return layer_fail(ctx, ES_ERR_MODEL_TOO_LARGE, "more than %u layers",
+                          (uint32_t)ES_MAX_LAYERS);
+    }
+    /* spans: weights (data, a_pos, a_neg), recurrent (same), vth, bias */
+    es_span_t sp[8];
+    memset(sp, 0, sizeof(sp));
+    edgespike_Layer lm = edgespike_Layer_init_zero;
+    pb_callback_t *cbs[8] = {
+        &lm.weights.data, &lm.weights.a_pos_per_neuron, &lm.weights.a_neg_per_neuron,
+        &lm.recurrent.data, &lm.recurrent.a_pos_per_neuron, &lm.recurrent.a_neg_per_neuron,
+        &lm.neurons.vth_per_neuron, &lm.neurons.bias_per_neuron,
+    };
+    for (int i = 0; i < 8; ++i) {
+        cbs[i]->funcs.decode = span_cb;
+        cbs[i]->arg = &sp[i];
+    }
+    if (!pb_decode(stream, edgespike_Layer_fields, &lm)) {
+        return false; /* nanopb's message becomes the error text */
+    }
+    es_layer_t *L = &ctx->m->layers[ctx->count];
+    memset(L, 0, sizeof(*L));
+    if (!take_weights(ctx, "", &lm.weights, &sp[0], &L->w)) {
+        return false;
+    }
+    if (lm.size != lm.weights.fan_out) {
+        return layer_fail(ctx, ES_ERR_MODEL_INVALID, "layer %u: size %u != weights fan_out %u",
+                          (uint32_t)ctx->count, lm.size, lm.weights.fan_out);
+    }
+    L->size = L->w.fan_out;
+    if (lm.kind == edgespike_LayerKind_LAYER_RECURRENT) {
+        L->recurrent = true;
+        if (!take_weights(ctx, " recurrent", &lm.recurrent, &sp[3], &L->rec)) {
+            return false;
+        }
+        if (L->rec.fan_in != L->size || L->rec.fan_out != L->size) {
+            return layer_fail(ctx, ES_ERR_MODEL_INVALID, "layer %u: recurrent weights are %ux%u, "
+                              "not %ux%u", (uint32_t)ctx->count, (uint32_t)L->rec.fan_in,
+                              (uint32_t)L->rec.fan_out, (uint32_t)L->size, (uint32_t)L->size);
+        }
+    } else if (lm.kind != edgespike_LayerKind_LAYER_DENSE) {
+        return layer_fail(ctx, ES_ERR_UNSUPPORTED, "layer %u: unknown layer kind %d",
+                          (uint32_t)ctx->count, (int32_t)lm.kind);
+    }
+    if (!take_neurons(ctx, &lm.neurons, L->size, &sp[6], &sp[7], &L->n)) {
+        return false;
+    }
+    ctx->count++;
+    return true;
+}
+
+int32_t es_weight_at(const es_weights_t *w, uint32_t j, uint32_t k)
+{
+    if (w->encoding == ES_W_INT8) {
+        return (int8_t)w->data[j * w->fan_out + k];
+    }
+    uint32_t stride = (w->fan_out + 3u) / 4u;
+    uint32_t code = (w->data[j * stride + (k >> 2)] >> ((k & 3u) * 2u)) & 3u;
+    if (code == 1u) {
+        return w->a_pos_pn ? w->a_pos_pn[k] : w->a_pos;
+    }
+    if (code == 2u) {
+        return -(int32_t)(w->a_neg_pn ? w->a_neg_pn[k] : w->a_neg);
+    }
+    return 0;
+}
+
+/* Weights.worst_case_input of the SDK: the largest |shifted sum| inputs with |x| <= bound can
+ * give; returns the unshifted value when it reaches 2^31 (the kernels sum in int32). */
+static uint64_t worst_case_input(const es_weights_t *w, uint32_t bound)
+{
+    uint64_t worst = 0;
+    for (uint32_t k = 0; k < w->fan_out; ++k) {
+        uint64_t pos = 0, neg = 0;
+        for (uint32_t j = 0; j < w->fan_in; ++j) {
+            int32_t v = es_weight_at(w, j, k);
+            if (v > 0) {
+                pos += (uint64_t)v;
+            } else {
+                neg += (uint64_t)(-v);
+            }
+        }
+        uint64_t m = (pos > neg ? pos : neg) * bound;
+        if (m > worst) {
+            worst = m;
+        }
+    }
+    if (worst >= ES_SUM_LIMIT) {
+        return worst;
+    }
+    if (w->exp >= 0) {
+        return worst << w->exp;
+    }
+    uint32_t s = (uint32_t)(-w->exp);
+    return (worst + (((uint64_t)1 << s) - 1u)) >> s; /* ceil, as -((-worst) >> s) */
+}
+
+es_status_t es_model_parse(es_model_t *m, const uint8_t *blob, uint32_t len, es_error_t *err)
+{
+    if (err != NULL) {
+        err->code = ES_OK;
+        err->detail = 0;
+        err->text[0] = '\0';
+    }
+    if (m == NULL || blob == NULL) {
+        return es_error_set(err, ES_ERR_INTERNAL, 0, "no model or blob given");
+    }
+    memset(m, 0, sizeof(*m));
+    if (len < 6u || blob[len - 6u] != ES_HASH_TAG0 || blob[len - 5u] != ES_HASH_TAG1) {
+        return es_error_set(err, ES_ERR_MODEL_CRC, len,
+                            "not a model blob: content hash missing (truncated?)");
+    }
+    uint32_t stored = es_le32(blob + len - 4u);
+    uint32_t actual = es_crc32(0, blob, len - 6u);
+    if (stored != actual) {
+        return es_error_set(err, ES_ERR_MODEL_CRC, len, "content hash mismatch (corrupted blob)");
+    }
+
+    es_parse_ctx_t ctx = {m, err, 0, false};
+    edgespike_Model pm = edgespike_Model_init_zero;
+    pm.layers.funcs.decode = layer_cb;
+    pm.layers.arg = &ctx;
+    pb_istream_t stream = pb_istream_from_buffer(blob, len);
+    if (!pb_decode(&stream, edgespike_Model_fields, &pm)) {
+        if (ctx.own_error) {
+            return err != NULL ? err->code : ES_ERR_MODEL_INVALID;
+        }
+        return es_error_set(err, ES_ERR_DECODE, ctx.count, "blob does not decode (layer %u): %s",
+                            (uint32_t)ctx.count, PB_GET_ERROR(&stream));
+    }
+    if (pm.format_version != ES_FORMAT_VERSION) {
+        return es_error_set(err, ES_ERR_UNSUPPORTED, pm.format_version,
+                            "blob format version %u; this firmware reads 1", pm.format_version);
+    }
+    if (ctx.count == 0u) {
+        return es_error_set(err, ES_ERR_MODEL_INVALID, 0, "a model needs at least one layer");
+    }
+    if (pm.input_size < 1u || pm.input_size > ES_MAX_LAYER_SIZE) {
+        return es_error_set(err, pm.input_size ? ES_ERR_MODEL_TOO_LARGE : ES_ERR_MODEL_INVALID, 0,
+                            "input_size %u outside 1..%u", pm.input_size, (uint32_t)ES_MAX_LAYER_SIZE);
+    }
+    if (pm.timesteps < 1u || pm.timesteps > 65535u) {
+        return es_error_set(err, ES_ERR_MODEL_INVALID, 0, "timesteps=%u outside 1..65535",
+                            pm.timesteps);
+    }
+    if (pm.input_kind != edgespike_InputKind_INPUT_SPIKES &&
+        pm.input_kind != edgespike_InputKind_INPUT_VALUES) {
+        return es_error_set(err, ES_ERR_UNSUPPORTED, 0, "unknown input kind %d",
+                            (int32_t)pm.input_kind);
+    }
+    if ((uint32_t)pm.decoding > 3u) {
+        return es_error_set(err, ES_ERR_UNSUPPORTED, 0, "unknown decoding %d", (int32_t)pm.decoding);
+    }
+    uint32_t bound = 1u;
+    if (pm.input_kind == edgespike_InputKind_INPUT_VALUES) {
+        if (pm.input_max_abs < 1u || pm.input_max_abs > 32767u) {
+            return es_error_set(err, ES_ERR_MODEL_INVALID, 0,
+                                "input_max_abs=%u outside 1..32767 for direct encoding",
+                                pm.input_max_abs);
+        }
+        bound = pm.input_max_abs;
+    }
+    m->input_size = (uint16_t)pm.input_size;
+    m->input_kind = pm.input_kind == edgespike_InputKind_INPUT_VALUES ? ES_INPUT_VALUES : ES_INPUT_SPIKES;
+    m->input_max_abs = (uint16_t)bound;
+    m->timesteps = (uint16_t)pm.timesteps;
+    m->decoding = (es_decoding_t)pm.decoding;
+    m->dt_us = pm.dt_us;
+    m->n_layers = ctx.count;
+    m->crc32 = actual;
+    m->blob_len = len;
+
+    uint32_t fan_in = pm.input_size;
+    for (uint32_t i = 0; i < m->n_layers; ++i) {
+        const es_layer_t *L = &m->layers[i];
+        if (L->w.fan_in != fan_in) {
+            return es_error_set(err, ES_ERR_MODEL_INVALID, i, "layer %u: fan_in %u != previous size %u",
+                                i, (uint32_t)L->w.fan_in, fan_in);
+        }
+        uint64_t worst = worst_case_input(&L->w, i == 0u ? bound : 1u);
+        if (L->recurrent && worst < ES_SUM_LIMIT) {
+            worst += worst_case_input(&L->rec, 1u);
+        }
+        if (worst >= ES_A_IN_LIMIT) {
+            uint32_t shown = worst > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)worst;
+            return es_error_set(err, ES_ERR_MODEL_INVALID, i, "layer %u: worst-case input %u "
+                                "reaches 2^17; lower the weight exp", i, shown);
+        }
+        fan_in = L->size;
+    }
+    return ES_OK;
+}

@@ -1,0 +1,350 @@
+/*
+ * EdgeSpike core unit tests: CRC-32, the LIF arithmetic at its edges, the model parser on
+ * malformed blobs, and whole inferences against the numpy reference (test_vectors.h).
+ * Runs on the host and on the Cortex-M under QEMU (semihosting): printf only, no files.
+ * Prints "N passed, N failed"; exit status 0 when everything passed.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "es_engine.h"
+#include "es_internal.h"
+#include "es_lif.h"
+#include "es_runner.h"
+#include "test_vectors.h"
+
+static unsigned g_pass, g_fail;
+
+#define CHECK(cond)                                                        \
+    do {                                                                   \
+        if (cond) {                                                        \
+            g_pass++;                                                      \
+        } else {                                                           \
+            g_fail++;                                                      \
+            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);         \
+        }                                                                  \
+    } while (0)
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static uint64_t g_arena[2048]; /* 16 KB, 8-byte aligned */
+static uint8_t g_blob[512];
+
+static bool contains(const char *s, const char *sub)
+{
+    return strstr(s, sub) != NULL;
+}
+
+static void test_crc32(void)
+{
+    const uint8_t check[] = "123456789";
+    CHECK(es_crc32(0, check, 9) == 0xCBF43926u);
+    CHECK(es_crc32(0, check, 0) == 0u);
+    CHECK(es_crc32(0, (const uint8_t *)"a", 1) == 0xE8B7BE43u);
+    /* continuation, as zlib */
+    CHECK(es_crc32(es_crc32(0, check, 4), check + 4, 5) == 0xCBF43926u);
+    const uint8_t zeros[4] = {0, 0, 0, 0};
+    CHECK(es_crc32(0, zeros, 4) == 0x2144DF1Cu);
+}
+
+static void test_arith(void)
+{
+    volatile int32_t m1 = -1, m3 = -3;
+    CHECK((m1 >> 1) == -1); /* arithmetic right shift, which the core relies on */
+    CHECK(es_shift32(m3, -1) == -2);  /* floor */
+    CHECK(es_shift32(-3, 2) == -12);
+    CHECK(es_shift64(-5, -31) == -1);
+    CHECK(es_shift64(5, -31) == 0);
+    /* trunc0 rounds toward zero, for negatives too */
+    CHECK(es_decay(-1, 1) == 0);
+    CHECK(es_decay(1, 1) == 0);
+    CHECK(es_decay(-4097, 0) == -4097);
+    CHECK(es_decay(-4097, 2048) == -2048);
+    CHECK(es_decay(4097, 2048) == 2048);
+    CHECK(es_decay(-5000, 2048) == -2500);
+    CHECK(es_decay(12345, 4096) == 0);
+    CHECK(es_decay(8388608, 1) == 8386560);   /* 2^23 * 4095 / 4096: needs 64 bits */
+    CHECK(es_decay(-8388608, 1) == -8386560);
+    CHECK(es_decay(-8388607, 4095) == -2047); /* -2047.99 toward zero */
+    /* one wrap, as Lava: keeps +2^23, maps -2^23 to +2^23 */
+    CHECK(es_wrap24(8388608) == 8388608);
+    CHECK(es_wrap24(8388609) == -8388607);
+    CHECK(es_wrap24(-8388608) == 8388608);
+    CHECK(es_wrap24(-8388607) == -8388607);
+    CHECK(es_wrap24(-8388609) == 8388607);
+    CHECK(es_wrap24(16777215) == -1);
+    CHECK(es_clip24(8388608) == 8388607);
+    CHECK(es_clip24(-8388608) == -8388607);
+    CHECK(es_clip24(-8388607) == -8388607);
+    CHECK(es_clip24(100) == 100);
+}
+
+static void test_lif(void)
+{
+    es_neurons_t n;
+    memset(&n, 0, sizeof(n));
+    n.du = 4096; /* no current state */
+    n.dv = 0;
+    n.vth = 1;   /* threshold 64 */
+    n.refractory = 2;
+    n.reset = ES_RESET_ZERO;
+    int32_t u[1] = {0}, v[1] = {0}, a[1] = {2}; /* a_in << 6 = 128 */
+    uint8_t ref[1] = {0};
+    uint16_t spk[1];
+    CHECK(es_lif_update(&n, u, v, NULL, ref, 0, 1, a, spk) == 1u);
+    CHECK(spk[0] == 0u && v[0] == 0 && ref[0] == 2u && u[0] == 128);
+    /* two refractory steps: no spike, v held, u still integrates */
+    CHECK(es_lif_update(&n, u, v, NULL, ref, 0, 1, a, spk) == 0u);
+    CHECK(v[0] == 0 && ref[0] == 1u);
+    CHECK(es_lif_update(&n, u, v, NULL, ref, 0, 1, a, spk) == 0u);
+    CHECK(v[0] == 0 && ref[0] == 0u);
+    CHECK(es_lif_update(&n, u, v, NULL, ref, 0, 1, a, spk) == 1u);
+
+    /* reset by subtraction and an adaptive threshold */
+    memset(&n, 0, sizeof(n));
+    n.du = 4096;
+    n.dv = 0;
+    n.vth = 1;
+    n.reset = ES_RESET_SUBTRACT;
+    n.adapt_step = 2;    /* +128 per spike */
+    n.adapt_decay = 2048; /* halves per step */
+    int32_t th[1] = {0};
+    u[0] = 0;
+    v[0] = 0;
+    a[0] = 3; /* 192 per step */
+    CHECK(es_lif_update(&n, u, v, th, NULL, 0, 1, a, spk) == 1u);
+    CHECK(v[0] == 192 - 64 && th[0] == 128);
+    /* v = 128 + 192 = 320 > 64 + 128: spike, v = 320 - 192 = 128; th = 64 + 128 */
+    CHECK(es_lif_update(&n, u, v, th, NULL, 0, 1, a, spk) == 1u);
+    CHECK(v[0] == 128 && th[0] == 192);
+
+    /* clip of v at 2^23 - 1, wrap of u past 2^23 */
+    memset(&n, 0, sizeof(n));
+    n.du = 0;
+    n.dv = 0;
+    n.vth = 131071;
+    u[0] = 8388600;
+    v[0] = 8388000;
+    a[0] = 1; /* +64: 8388664 > 2^23 wraps to 8388664 - 2^24 */
+    CHECK(es_lif_update(&n, u, v, NULL, NULL, 0, 1, a, spk) == 0u);
+    CHECK(u[0] == 8388664 - 16777216);
+    CHECK(v[0] == 8388000 + (8388664 - 16777216));
+    /* clipped to 2^23 - 1 = 8388607 > theta = 131071 << 6 = 8388544: spike, subtract */
+    n.reset = ES_RESET_SUBTRACT;
+    u[0] = 100;
+    v[0] = 8388600;
+    CHECK(es_lif_update(&n, u, v, NULL, NULL, 0, 1, a, spk) == 1u);
+    CHECK(v[0] == 8388607 - 8388544);
+}
+
+static es_status_t parse_copy(es_model_t *m, const uint8_t *src, uint32_t len, es_error_t *err)
+{
+    memcpy(g_blob, src, len);
+    return es_model_parse(m, g_blob, len, err);
+}
+
+/* Re-seal the blob in g_blob after an edit (content hash of everything before the trailer). */
+static void reseal(uint32_t len)
+{
+    uint32_t crc = es_crc32(0, g_blob, len - 6u);
+    for (int i = 0; i < 4; ++i) {
+        g_blob[len - 4u + (uint32_t)i] = (uint8_t)(crc >> (8 * i));
+    }
+}
+
+static void test_parser(void)
+{
+    es_model_t m;
+    es_error_t err;
+    const uint32_t len = (uint32_t)sizeof(tv_int8_blob);
+    CHECK(parse_copy(&m, tv_int8_blob, len, &err) == ES_OK);
+    CHECK(m.n_layers == 2u && m.input_size == 6u && m.timesteps == 12u);
+    CHECK(m.layers[1].recurrent && m.layers[0].n.vth_pn != NULL && m.layers[0].n.refractory == 2u);
+    CHECK(m.layers[0].w.data >= g_blob && m.layers[0].w.data < g_blob + len); /* zero copy */
+    CHECK(es_engine_arena_bytes(&m) == TV_INT8_ARENA);
+
+    /* truncated at every length: always rejected, never read past the end */
+    unsigned rejected = 0;
+    for (uint32_t cut = 0; cut < len; ++cut) {
+        memcpy(g_blob, tv_int8_blob, len);
+        rejected += es_model_parse(&m, g_blob, cut, &err) != ES_OK;
+    }
+    CHECK(rejected == len);
+    /* truncated body with a valid hash for the shorter bytes: rejected with a reason, except
+     * cuts between whole trailing fields (dt_us, encoder), which leave a valid model */
+    unsigned clean = 0, accepted = 0;
+    for (uint32_t cut = 0; cut < len - 6u; ++cut) {
+        memcpy(g_blob, tv_int8_blob, cut);
+        memcpy(g_blob + cut, tv_int8_blob + len - 6u, 6);
+        reseal(cut + 6u);
+        es_status_t st = es_model_parse(&m, g_blob, cut + 6u, &err);
+        accepted += st == ES_OK;
+        clean += st == ES_OK || ((st == ES_ERR_DECODE || st == ES_ERR_MODEL_INVALID ||
+                                  st == ES_ERR_UNSUPPORTED) && err.text[0] != '\0');
+    }
+    CHECK(clean == len - 6u);
+    CHECK(accepted >= 1u && accepted <= 5u); /* whole trailing fields only */
+    printf("truncations with a valid hash: %u of %u accepted\n", accepted, (unsigned)(len - 6u));
+
+    /* a flipped byte without re-sealing: hash mismatch */
+    memcpy(g_blob, tv_int8_blob, len);
+    g_blob[10] ^= 0x04;
+    CHECK(es_model_parse(&m, g_blob, len, &err) == ES_ERR_MODEL_CRC);
+    CHECK(contains(err.text, "hash mismatch"));
+
+    /* every single-byte flip with a fixed hash: a clean status, and when accepted, a model
+     * whose arrays all lie inside the blob and which runs */
+    unsigned ok = 0, bad = 0;
+    for (uint32_t pos = 0; pos < len - 6u; ++pos) {
+        for (unsigned bit = 0; bit < 8u; ++bit) {
+            memcpy(g_blob, tv_int8_blob, len);
+            g_blob[pos] ^= (uint8_t)(1u << bit);
+            reseal(len);
+            es_status_t st = es_model_parse(&m, g_blob, len, &err);
+            if (st != ES_OK) {
+                bad += (st == ES_ERR_MODEL_INVALID || st == ES_ERR_DECODE ||
+                        st == ES_ERR_UNSUPPORTED || st == ES_ERR_MODEL_TOO_LARGE) &&
+                       err.text[0] != '\0';
+                continue;
+            }
+            bool inside = true;
+            for (uint32_t l = 0; l < m.n_layers; ++l) {
+                const es_weights_t *w = &m.layers[l].w;
+                inside = inside && w->data >= g_blob && w->data + w->data_len <= g_blob + len;
+            }
+            es_engine_t e;
+            es_result_t res;
+            int64_t scores[ES_MAX_LAYER_SIZE < 64 ? ES_MAX_LAYER_SIZE : 64];
+            memset(&res, 0, sizeof(res));
+            res.scores = scores;
+            es_input_t in = {NULL, 0, NULL, 0};
+            if (inside && es_engine_arena_bytes(&m) <= sizeof(g_arena) &&
+                m.layers[m.n_layers - 1u].size <= 64u && m.input_kind == ES_INPUT_SPIKES &&
+                es_engine_init(&e, &m, g_arena, sizeof(g_arena), &err) == ES_OK &&
+                es_engine_run(&e, &in, &res, &err) == ES_OK) {
+                ok++;
+            } else if (inside) {
+                ok++; /* accepted but too big for this test's buffers, or value input */
+            }
+        }
+    }
+    CHECK(ok + bad == (len - 6u) * 8u);
+
+    /* ternary code 0b11 */
+    CHECK(parse_copy(&m, tv_bad_code_blob, (uint32_t)sizeof(tv_bad_code_blob), &err) == ES_ERR_MODEL_INVALID);
+    CHECK(contains(err.text, "ternary code 0b11 at row 2, column 5"));
+    CHECK(err.detail == 0u);
+}
+
+static void test_int8_run(void)
+{
+    es_model_t m;
+    es_engine_t e;
+    es_error_t err;
+    CHECK(es_model_parse(&m, tv_int8_blob, (uint32_t)sizeof(tv_int8_blob), &err) == ES_OK);
+    CHECK(es_engine_init(&e, &m, g_arena, 8, &err) == ES_ERR_MODEL_TOO_LARGE);
+    CHECK(es_engine_init(&e, &m, (uint8_t *)g_arena + 4, sizeof(g_arena) - 8, &err) == ES_ERR_INTERNAL);
+    CHECK(es_engine_init(&e, &m, g_arena, sizeof(g_arena), &err) == ES_OK);
+    int64_t scores[3];
+    uint32_t spikes[4];
+    es_result_t res;
+    memset(&res, 0, sizeof(res));
+    res.scores = scores;
+    res.spike_events = spikes;
+    res.spike_capacity = 4;
+    es_input_t in = {tv_int8_events, (uint32_t)NELEM(tv_int8_events), NULL, 0};
+    for (int rep = 0; rep < 2; ++rep) { /* the second run must start from reset state */
+        CHECK(es_engine_run(&e, &in, &res, &err) == ES_OK);
+        CHECK(res.prediction == TV_INT8_PREDICTION);
+        CHECK(memcmp(scores, tv_int8_scores, sizeof(scores)) == 0);
+        bool same = true;
+        for (uint32_t l = 0; l < 2; ++l) {
+            same = same && res.layers[l].input_events == tv_int8_counters[4 * l] &&
+                   res.layers[l].synops == tv_int8_counters[4 * l + 1] &&
+                   res.layers[l].neuron_updates == tv_int8_counters[4 * l + 2] &&
+                   res.layers[l].spikes == tv_int8_counters[4 * l + 3];
+        }
+        CHECK(same);
+        CHECK(memcmp(es_engine_v(&e, 1), tv_int8_v_last, sizeof(tv_int8_v_last)) == 0);
+        CHECK(memcmp(es_engine_u(&e, 0), tv_int8_u0, sizeof(tv_int8_u0)) == 0);
+        CHECK(res.n_spike_events == 4u && res.spikes_truncated == (tv_int8_counters[7] > 4u));
+    }
+    /* bad inputs are rejected with a reason, the engine stays usable */
+    uint32_t bad_step[1] = {(12u << 16) | 0u};
+    es_input_t b1 = {bad_step, 1, NULL, 0};
+    CHECK(es_engine_run(&e, &b1, &res, &err) == ES_ERR_BAD_INPUT && contains(err.text, "step 12"));
+    uint32_t bad_idx[1] = {(1u << 16) | 6u};
+    es_input_t b2 = {bad_idx, 1, NULL, 0};
+    CHECK(es_engine_run(&e, &b2, &res, &err) == ES_ERR_BAD_INPUT && contains(err.text, "index 6"));
+    uint32_t unsorted[2] = {(2u << 16) | 1u, (1u << 16) | 1u};
+    es_input_t b3 = {unsorted, 2, NULL, 0};
+    CHECK(es_engine_run(&e, &b3, &res, &err) == ES_ERR_BAD_INPUT && err.detail == 1u);
+    CHECK(es_engine_run(&e, &in, &res, &err) == ES_OK && res.prediction == TV_INT8_PREDICTION);
+
+    /* streaming: es_engine_step over the same input gives the same scores */
+    es_counters_t c[ES_MAX_LAYERS];
+    memset(c, 0, sizeof(c));
+    es_engine_reset(&e);
+    uint32_t next = 0;
+    for (uint32_t t = 0; t < m.timesteps; ++t) {
+        uint16_t idx[6];
+        uint16_t n = 0;
+        while (next < NELEM(tv_int8_events) && (tv_int8_events[next] >> 16) == t) {
+            idx[n++] = (uint16_t)(tv_int8_events[next++] & 0xFFFFu);
+        }
+        CHECK(es_engine_step(&e, idx, n, NULL, c) == ES_OK);
+    }
+    CHECK(memcmp(e.scores, tv_int8_scores, sizeof(tv_int8_scores)) == 0);
+    CHECK(c[1].synops == tv_int8_counters[5]);
+    uint16_t oob[1] = {6};
+    CHECK(es_engine_step(&e, oob, 1, NULL, c) == ES_ERR_BAD_INPUT);
+}
+
+static uint64_t fake_clock(void *ctx)
+{
+    uint64_t *t = (uint64_t *)ctx;
+    return *t += 10u;
+}
+
+static void test_ternary_run(void)
+{
+    /* through the flat runner, as the host library and the QEMU runner use it */
+    int64_t scores[7];
+    int32_t pred = -1;
+    uint64_t counters[ES_RUNNER_COUNTERS];
+    int32_t th[7];
+    uint64_t cycles = 0, clock = 0;
+    char text[96];
+    CHECK(es_arena_bytes_for_blob(tv_tern_blob, (uint32_t)sizeof(tv_tern_blob)) == TV_TERN_ARENA);
+    int32_t st = es_run_blob(tv_tern_blob, (uint32_t)sizeof(tv_tern_blob), NULL, 0, tv_tern_values,
+                             (uint32_t)NELEM(tv_tern_values), g_arena, sizeof(g_arena), scores, &pred,
+                             counters, NULL, NULL, NULL, th, &cycles, fake_clock, &clock, text,
+                             sizeof(text));
+    CHECK(st == ES_OK);
+    CHECK(pred == TV_TERN_PREDICTION);
+    CHECK(memcmp(scores, tv_tern_scores, sizeof(scores)) == 0);
+    CHECK(memcmp(th, tv_tern_th, sizeof(th)) == 0);
+    CHECK(cycles > 0u && counters[4] > 0u && counters[4] < cycles);
+    int32_t big[36];
+    memcpy(big, tv_tern_values, sizeof(big));
+    big[7] = 501;
+    st = es_run_blob(tv_tern_blob, (uint32_t)sizeof(tv_tern_blob), NULL, 0, big, 36, g_arena,
+                     sizeof(g_arena), scores, &pred, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                     NULL, text, sizeof(text));
+    CHECK(st == ES_ERR_BAD_INPUT && contains(text, "is 501"));
+    st = es_run_blob(tv_tern_blob, 10, NULL, 0, big, 36, g_arena, sizeof(g_arena), scores, &pred,
+                     NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, text, sizeof(text));
+    CHECK(st == ES_ERR_MODEL_CRC && contains(text, "content hash"));
+}
+
+int main(void)
+{
+    test_crc32();
+    test_arith();
+    test_lif();
+    test_parser();
+    test_int8_run();
+    test_ternary_run();
+    printf("%u passed, %u failed\n", g_pass, g_fail);
+    return g_fail == 0u ? 0 : 1;
+}

@@ -1,0 +1,86 @@
+/* Cortex-M4F startup for mps2-an386: vector table, reset (FPU on, .data copy, .bss zero,
+ * main, exit) and fault handlers that leave QEMU through semihosting instead of hanging. */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "mps2.h"
+
+extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack, __es_flash_end;
+extern int main(void);
+
+void Reset_Handler(void);
+void Default_Handler(void);
+void HardFault_Handler(void);
+void NMI_Handler(void) __attribute__((weak, alias("Default_Handler")));
+void MemManage_Handler(void) __attribute__((weak, alias("HardFault_Handler")));
+void BusFault_Handler(void) __attribute__((weak, alias("HardFault_Handler")));
+void UsageFault_Handler(void) __attribute__((weak, alias("HardFault_Handler")));
+void SVC_Handler(void) __attribute__((weak, alias("Default_Handler")));
+void DebugMon_Handler(void) __attribute__((weak, alias("Default_Handler")));
+void PendSV_Handler(void) __attribute__((weak, alias("Default_Handler")));
+void SysTick_Handler(void) __attribute__((weak, alias("Default_Handler")));
+void UART0RX_Handler(void) __attribute__((weak, alias("Default_Handler")));
+
+typedef void (*es_vector_t)(void);
+
+/* 16 system exceptions + 32 interrupts; IRQ 0 is UART0 RX on mps2-an386. */
+__attribute__((section(".isr_vector"), used)) const es_vector_t es_vectors[16 + 32] = {
+    (es_vector_t)(uintptr_t)&_estack,
+    Reset_Handler,
+    NMI_Handler,
+    HardFault_Handler,
+    MemManage_Handler,
+    BusFault_Handler,
+    UsageFault_Handler,
+    0, 0, 0, 0,
+    SVC_Handler,
+    DebugMon_Handler,
+    0,
+    PendSV_Handler,
+    SysTick_Handler,
+    UART0RX_Handler, /* IRQ 0 */
+    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
+    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
+    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
+    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
+    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
+    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
+    Default_Handler,
+};
+
+void Reset_Handler(void)
+{
+    uint32_t *src, *dst;
+    /* FPU access (CP10, CP11) before any code that may touch s-registers. */
+    SCB_CPACR |= 0xFu << 20;
+    __asm__ volatile("dsb\n\tisb" ::: "memory");
+    for (src = &_sidata, dst = &_sdata; dst < &_edata;) {
+        *dst++ = *src++;
+    }
+    for (dst = &_sbss; dst < &_ebss;) {
+        *dst++ = 0;
+    }
+    exit(main());
+}
+
+void HardFault_Handler(void)
+{
+    es_sh_write0("edgespike: fault\n");
+    es_sh_exit(134);
+}
+
+void Default_Handler(void)
+{
+    es_sh_write0("edgespike: unexpected interrupt\n");
+    es_sh_exit(135);
+}
+
+uint32_t es_mps2_flash_bytes(void)
+{
+    return (uint32_t)(uintptr_t)&__es_flash_end;
+}
+
+uint32_t es_mps2_ram_bytes(void)
+{
+    return (uint32_t)((uintptr_t)&_ebss - (uintptr_t)&_sdata);
+}

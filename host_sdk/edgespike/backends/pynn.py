@@ -1,0 +1,520 @@
+"""PyNN back-end: the integer CUBA-LIF network as PyNN populations, run on NEST (or mapped by
+sPyNNaker for SpiNNaker 1).
+
+The mapping (written down in docs/backends.md, "PyNN / SpiNNaker"):
+
+* each layer becomes one ``IF_curr_exp`` population (NEST: ``iaf_psc_exp``, exact integration);
+* units: 1 mV of PyNN membrane voltage is 64 integer units of ``v`` (so the threshold
+  ``vth << 6`` is ``vth`` mV), ``cm = 1 nF``;
+* ``du -> tau_syn = -dt / ln(1 - du/4096)``, ``dv -> tau_m = -dt / ln(1 - dv/4096)``
+  (``du = 4096`` / ``dv = 4096``, "no memory", become a time constant of ``dt/24``;
+  ``dv = 0``, "no leak", becomes ``1e8`` ms);
+* a synapse of integer weight ``W`` (shifted by the layer's ``exp``) adds ``A = W * 2^exp``
+  mV to ``u``; on ``iaf_psc_exp`` it becomes a current jump of ``w = A / P21`` nA, where
+  ``P21 = integral_0^dt exp(-y/tau_syn) exp(-(dt-y)/tau_m) dy / cm`` is NEST's propagator from
+  current to voltage. With that gain, NEST's voltage sampled one step after a spike's arrival
+  follows the integer recursion ``v[k] = r_v v[k-1] + u[k]`` exactly, up to floating point and
+  the integer rounding (``trunc0``) that PyNN does not do;
+* the bias ``b = bias_mant << bias_exp`` (integer units per step) becomes a step current of
+  ``b / 64 / P20`` nA, ``P20 = tau_m (1 - exp(-dt/tau_m)) / cm``, switched on while a sample runs;
+* ``v_thresh = (vth << 6 + 0.5) / 64`` mV (ours spikes on ``v > theta``, NEST on
+  ``V >= V_th``; half an integer unit in between), ``v_reset = v_rest = 0``,
+  ``tau_refrac = refractory * dt`` (NEST holds ``V`` for exactly that many steps, as ours);
+* positive weights go to an excitatory projection and negative ones to an inhibitory
+  projection (``FromListConnector``), one pair per layer; ternary weights the same way
+  (``+a_pos`` excitatory, ``-a_neg`` inhibitory); delay ``dt``.
+
+Refused (:class:`~edgespike.errors.ModelError`): reset by subtraction (``IF_curr_exp`` resets
+to ``v_reset``), the adaptive threshold, recurrent layers (NEST's current-based neuron sees a
+spike one step after it arrives, so a 1-step recurrent loop cannot be built with a minimum
+delay of one step). Not modelled: the 24-bit wrap of ``u`` and clip of ``v``, the floor of a
+negative weight exponent (NEST adds the fractional weights), ``trunc0`` of the decays.
+
+Timing: NEST integrates a spike that arrives at ``tau`` into the voltage at ``tau + dt``, and a
+projection has a delay of ``dt``, so layer ``l`` runs ``2 l`` steps behind layer 0; the runner
+undoes that shift, so the returned rasters line up with the integer reference step for step.
+
+Batches: NEST has no full reset, so the samples of a batch are presented one after another in
+one simulation. Between two samples every neuron is silenced (threshold out of reach), the
+synaptic currents are drained (``tau_syn`` set to ``dt/64`` for a few steps) and ``v`` is set
+to 0: each sample starts from the same state as a fresh network.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
+
+import numpy as np
+
+from edgespike.errors import ModelError, ToolMissing
+from edgespike.model.quantized import Layer, Model, Neurons, _per_neuron
+from edgespike.sim.reference import LayerCounters, RunOutput, check_input
+
+log = logging.getLogger(__name__)
+
+#: Integer units of v per mV of PyNN voltage (v_mV = v_int / 64: the threshold is vth mV).
+UNITS_PER_MV = 64
+#: Time constant that stands for "no memory" (decay 4096), as a fraction of dt.
+_NO_MEMORY_FRACTION = 1.0 / 24.0
+#: Time constant that stands for "no leak" (decay 0), in ms.
+_NO_LEAK_MS = 1e8
+#: Steps of silence between two samples of a batch (plus the largest refractory period).
+_FLUSH_STEPS = 3
+#: Threshold used to silence neurons between samples, in mV.
+_SILENT_THRESHOLD_MV = 1e12
+
+SUPPORTED_SIMULATORS = ("nest",)
+
+
+def decay_to_tau(decay: int, dt_ms: float) -> float:
+    """Time constant (ms) whose exponential decay over ``dt_ms`` is ``1 - decay/4096``.
+
+    ``decay = 0`` (no leak) maps to 1e8 ms and ``decay = 4096`` (no memory) to ``dt/24``.
+    """
+    if not 0 <= decay <= 4096:
+        raise ModelError(f"decay {decay} outside 0..4096")
+    if decay == 0:
+        return _NO_LEAK_MS
+    if decay == 4096:
+        return dt_ms * _NO_MEMORY_FRACTION
+    return -dt_ms / math.log(1.0 - decay / 4096.0)
+
+
+def tau_to_decay(tau_ms: float, dt_ms: float) -> int:
+    """Inverse of :func:`decay_to_tau`, rounded to the nearest integer decay (0..4096)."""
+    if tau_ms <= 0:
+        return 4096
+    return int(min(4096, max(0, round(4096.0 * (1.0 - math.exp(-dt_ms / tau_ms))))))
+
+
+def propagator_p21(tau_syn: float, tau_m: float, dt: float, cm: float = 1.0) -> float:
+    """NEST's current-to-voltage propagator over one step: the mV one nA of current adds.
+
+    ``P21 = (1/cm) * integral_0^dt exp(-y/tau_syn) * exp(-(dt-y)/tau_m) dy``.
+    """
+    a = 1.0 / tau_syn - 1.0 / tau_m
+    if abs(a) * dt < 1e-9:
+        return dt * math.exp(-dt / tau_m) / cm
+    return math.exp(-dt / tau_m) * (-math.expm1(-a * dt)) / a / cm
+
+
+def propagator_p20(tau_m: float, dt: float, cm: float = 1.0) -> float:
+    """NEST's constant-current-to-voltage propagator over one step (mV per nA)."""
+    return tau_m * -math.expm1(-dt / tau_m) / cm
+
+
+@dataclass
+class CellParameters:
+    """``IF_curr_exp`` parameters of one layer (PyNN units: ms, nF, mV, nA).
+
+    Attributes:
+        weight_gain: nA of synaptic weight per mV of integer input ``A = W * 2^exp``.
+        bias_current: per neuron, the step current (nA) that adds the integer bias each step.
+    """
+
+    tau_m: float
+    tau_syn: float
+    cm: float
+    v_thresh: np.ndarray
+    v_reset: float
+    v_rest: float
+    tau_refrac: float
+    weight_gain: float
+    bias_current: np.ndarray
+
+    def pynn(self) -> dict[str, Any]:
+        """Keyword arguments for ``IF_curr_exp`` (bias handled as a separate current source)."""
+        return {
+            "cm": self.cm, "tau_m": self.tau_m, "tau_syn_E": self.tau_syn,
+            "tau_syn_I": self.tau_syn, "v_rest": self.v_rest, "v_reset": self.v_reset,
+            "tau_refrac": self.tau_refrac, "i_offset": 0.0,
+        }
+
+
+def check_supported(model: Model) -> None:
+    """Raise :class:`ModelError` if the model uses a feature ``IF_curr_exp`` cannot express."""
+    model.validate()
+    for i, layer in enumerate(model.layers):
+        n = layer.neurons
+        if n.reset != "zero":
+            raise ModelError(f"layer {i}: reset by subtraction is not supported by IF_curr_exp "
+                             "(it resets to v_reset); export with reset='zero' for PyNN")
+        if n.adapt_step:
+            raise ModelError(f"layer {i}: the adaptive threshold has no IF_curr_exp equivalent; "
+                             "use adapt_step=0 for PyNN")
+        if layer.recurrent is not None:
+            raise ModelError(f"layer {i}: recurrent layers are not supported by the PyNN mapping "
+                             "(a one-step recurrent loop needs a zero delay on iaf_psc_exp)")
+
+
+def cell_parameters(neurons: Neurons, size: int, dt_ms: float) -> CellParameters:
+    """The ``IF_curr_exp`` parameters that reproduce one layer's integer neurons."""
+    tau_syn = decay_to_tau(neurons.du, dt_ms)
+    tau_m = decay_to_tau(neurons.dv, dt_ms)
+    if abs(tau_syn - tau_m) < 1e-9 * tau_m:
+        tau_syn *= 1.0 + 1e-6  # NEST's propagators are singular at equal time constants
+    cm = 1.0
+    vth = _per_neuron(neurons.vth, size, "vth").astype(np.float64)
+    bias = (_per_neuron(neurons.bias_mant, size, "bias_mant") << neurons.bias_exp).astype(np.float64)
+    return CellParameters(
+        tau_m=tau_m, tau_syn=tau_syn, cm=cm,
+        v_thresh=(vth * UNITS_PER_MV + 0.5) / UNITS_PER_MV,
+        v_reset=0.0, v_rest=0.0, tau_refrac=float(neurons.refractory) * dt_ms,
+        weight_gain=1.0 / propagator_p21(tau_syn, tau_m, dt_ms, cm),
+        bias_current=bias / UNITS_PER_MV / propagator_p20(tau_m, dt_ms, cm),
+    )
+
+
+def synapse_lists(layer: Layer, gain: float, delay_ms: float,
+                  pre_rows: Optional[np.ndarray] = None,
+                  row_scale: Optional[np.ndarray] = None,
+                  inhibitory_sign: float = -1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Excitatory and inhibitory ``FromListConnector`` lists ``(pre, post, weight nA, delay ms)``.
+
+    Inhibitory weights are negative with ``inhibitory_sign=-1`` (PyNN's convention for
+    current-based synapses, which NEST needs) and magnitudes with ``+1`` (sPyNNaker's).
+    ``pre_rows`` maps each presynaptic source to a weight row and ``row_scale`` multiplies it
+    (used to feed direct-encoded values as bit planes); by default source ``j`` is row ``j``.
+    """
+    w = layer.weights.integer_matrix().astype(np.float64) * (2.0 ** layer.weights.exp) * gain
+    if pre_rows is None:
+        pre_rows = np.arange(w.shape[0])
+    if row_scale is None:
+        row_scale = np.ones(len(pre_rows))
+    full = w[pre_rows] * row_scale[:, None]
+    out = []
+    for mask, sign in ((full > 0, 1.0), (full < 0, inhibitory_sign)):
+        pre, post = np.nonzero(mask)
+        out.append(np.column_stack([pre, post, sign * np.abs(full[pre, post]),
+                                    np.full(len(pre), delay_ms)]).astype(np.float64))
+    return out[0], out[1]
+
+
+@dataclass
+class InputPlan:
+    """How the model's input becomes spike sources.
+
+    For spike input there is one source per input channel. For direct encoding (``values``)
+    each channel ``j`` becomes ``2 * bits`` sources: one per sign and bit of ``|x|``, whose
+    synapses carry ``+-2^b`` times row ``j`` of the weights.
+    """
+
+    n_sources: int
+    rows: np.ndarray
+    scale: np.ndarray
+    bits: int = 0
+
+    @classmethod
+    def for_model(cls, model: Model) -> "InputPlan":
+        if model.input_kind == "spikes":
+            n = model.input_size
+            return cls(n_sources=n, rows=np.arange(n), scale=np.ones(n))
+        bits = int(model.input_max_abs).bit_length()
+        rows, scale = [], []
+        for j in range(model.input_size):
+            for sign in (1, -1):
+                for b in range(bits):
+                    rows.append(j)
+                    scale.append(sign * float(1 << b))
+        return cls(n_sources=len(rows), rows=np.array(rows), scale=np.array(scale), bits=bits)
+
+    def source_raster(self, x: np.ndarray) -> np.ndarray:
+        """``timesteps x n_sources`` 0/1 raster for one input ``x`` (timesteps x input_size)."""
+        if self.bits == 0:
+            return (x != 0).astype(np.uint8)
+        steps, n_in = x.shape
+        out = np.zeros((steps, n_in, 2, self.bits), dtype=np.uint8)
+        mag = np.abs(x)
+        for b in range(self.bits):
+            bit = (mag >> b) & 1
+            out[:, :, 0, b] = bit * (x > 0)
+            out[:, :, 1, b] = bit * (x < 0)
+        return out.reshape(steps, -1)
+
+
+@dataclass
+class Timeline:
+    """Where each sample and layer sits on the simulator's time axis (all in steps of dt).
+
+    Sample ``b`` occupies ``[b * period, (b + 1) * period)``. Its input step ``k`` is emitted
+    by the sources at ``start + 2 + k``; layer ``l`` spikes for integer step ``k`` are stamped
+    ``start + 4 + 2 l + k``.
+    """
+
+    timesteps: int
+    n_layers: int
+    flush_steps: int
+
+    @property
+    def active(self) -> int:
+        """Steps from a sample's start to the end of its last layer's last step."""
+        return self.timesteps + 2 * self.n_layers + 3
+
+    @property
+    def period(self) -> int:
+        return self.active + self.flush_steps
+
+    def source_step(self, b: int, k: int | np.ndarray) -> Any:
+        return b * self.period + 2 + k
+
+    def layer_offset(self, layer: int) -> int:
+        """Steps from a sample's start to integer step 0 of ``layer`` (its spike stamp)."""
+        return 4 + 2 * layer
+
+    def bias_on(self, layer: int) -> int:
+        """Step (from the sample's start) where the layer's bias current starts to count."""
+        return 3 + 2 * layer
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence NEST's banner and PyNN's extension build chatter (C-level stdout/stderr)."""
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(io.StringIO()):
+        try:
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _import_simulator(simulator: str) -> Any:
+    if simulator not in SUPPORTED_SIMULATORS:
+        raise ToolMissing(f"unknown PyNN simulator {simulator!r}; supported here: "
+                          f"{', '.join(SUPPORTED_SIMULATORS)} (Brian2 2.9 fails with numpy 2)")
+    try:
+        with _quiet():
+            import warnings
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                import pyNN.nest as sim  # noqa: PLC0415 (optional, heavy)
+    except ImportError as exc:
+        raise ToolMissing(f"PyNN with NEST is not installed ({exc}); "
+                          "install it with: pip install pyNN==0.13.0 nest-simulator==3.10.0") from exc
+    return sim
+
+
+def available(simulator: str = "nest") -> bool:
+    """True if PyNN and the simulator import here."""
+    try:
+        _import_simulator(simulator)
+    except ToolMissing:
+        return False
+    return True
+
+
+@dataclass
+class PynnNetwork:
+    """What :func:`build` created: the populations and projections, by layer."""
+
+    sources: Any
+    populations: list[Any]
+    projections: list[tuple[Any, Any]]
+    params: list[CellParameters]
+    timeline: Timeline
+    bias_sources: list[Any] = field(default_factory=list)
+
+
+def build(sim: Any, model: Model, source_times_ms: list[np.ndarray], dt_ms: float,
+          timeline: Timeline, n_samples: int, inhibitory_sign: float = -1.0) -> PynnNetwork:
+    """Create the populations and projections of ``model`` on an already set-up PyNN ``sim``.
+
+    ``source_times_ms`` holds one array of spike times (ms) per input source. This function is
+    the simulator-independent part of the mapping; sPyNNaker uses it as NEST does.
+    """
+    plan = InputPlan.for_model(model)
+    seqs = [sim.Sequence(np.asarray(t, dtype=np.float64)) for t in source_times_ms]
+    sources = sim.Population(plan.n_sources, sim.SpikeSourceArray(spike_times=seqs), label="input")
+    pops, projs, params, biases = [], [], [], []
+    pre = sources
+    for li, layer in enumerate(model.layers):
+        p = cell_parameters(layer.neurons, layer.size, dt_ms)
+        cells = sim.IF_curr_exp(v_thresh=p.v_thresh, **p.pynn())
+        pop = sim.Population(layer.size, cells, initial_values={"v": 0.0},
+                             label=layer.name or f"layer{li}")
+        if li == 0:
+            exc, inh = synapse_lists(layer, p.weight_gain, dt_ms, plan.rows, plan.scale,
+                                     inhibitory_sign)
+        else:
+            exc, inh = synapse_lists(layer, p.weight_gain, dt_ms, inhibitory_sign=inhibitory_sign)
+        pair = []
+        for conn, receptor in ((exc, "excitatory"), (inh, "inhibitory")):
+            if len(conn):
+                pair.append(sim.Projection(
+                    pre, pop, sim.FromListConnector(conn, column_names=["weight", "delay"]),
+                    synapse_type=sim.StaticSynapse(), receptor_type=receptor,
+                    label=f"{pop.label}-{receptor}"))
+            else:
+                pair.append(None)
+        if np.any(p.bias_current != 0):
+            biases.append(_bias_sources(sim, pop, p.bias_current, dt_ms, timeline, li, n_samples))
+        pops.append(pop)
+        projs.append(tuple(pair))
+        params.append(p)
+        pre = pop
+    return PynnNetwork(sources, pops, projs, params, timeline, biases)
+
+
+def _bias_sources(sim: Any, pop: Any, current: np.ndarray, dt_ms: float, timeline: Timeline,
+                  layer: int, n_samples: int) -> list[Any]:
+    """Step currents that hold the bias on while each sample's layer runs, off in between."""
+    made = []
+    for value in np.unique(current):
+        if value == 0:
+            continue
+        idx = np.nonzero(current == value)[0]
+        times, amps = [], []
+        for b in range(n_samples):
+            start = b * timeline.period
+            times += [(start + timeline.bias_on(layer)) * dt_ms, (start + timeline.active) * dt_ms]
+            amps += [float(value), 0.0]
+        src = sim.StepCurrentSource(times=times, amplitudes=amps)
+        src.inject_into(pop[idx.tolist()])
+        made.append(src)
+    return made
+
+
+def run_batch(model: Model, inputs: np.ndarray, *, simulator: str = "nest",
+              dt_ms: float = 1.0) -> list[RunOutput]:
+    """Run a batch ``(n, timesteps, input_size)`` (or one input) on a PyNN simulator.
+
+    Returns one :class:`~edgespike.sim.reference.RunOutput` per input: prediction, scores
+    (by the model's decoding), per-layer spike rasters aligned to the integer steps, and the
+    counters derived from them (SynOps counted as the reference does). ``u``/``v`` are left
+    empty, except that membrane decodings read ``v`` of the output layer (in integer units).
+    ``cycles`` is 0 (a simulator has no cycle count).
+    """
+    check_supported(model)
+    x_all = check_input(model, inputs)
+    if x_all.ndim == 2:
+        x_all = x_all[None]
+    n, steps = x_all.shape[0], model.timesteps
+    if n == 0:
+        return []
+    sim = _import_simulator(simulator)
+    refractory = max(layer.neurons.refractory for layer in model.layers)
+    timeline = Timeline(steps, len(model.layers), _FLUSH_STEPS + refractory)
+    plan = InputPlan.for_model(model)
+
+    per_source: list[list[np.ndarray]] = [[] for _ in range(plan.n_sources)]
+    for b in range(n):
+        raster = plan.source_raster(x_all[b])
+        for s in range(plan.n_sources):
+            ks = np.nonzero(raster[:, s])[0]
+            if ks.size:
+                per_source[s].append(timeline.source_step(b, ks) * dt_ms)
+    times = [np.concatenate(t) if t else np.zeros(0) for t in per_source]
+
+    membrane = model.decoding in ("membrane_last", "membrane_sum")
+    with _quiet():
+        sim.setup(timestep=dt_ms, min_delay=dt_ms, max_delay=dt_ms,
+                  spike_precision="on_grid", verbosity="error")
+        try:
+            net = build(sim, model, times, dt_ms, timeline, n)
+            for pop in net.populations:
+                pop.record("spikes")
+            if membrane:
+                net.populations[-1].record("v", sampling_interval=dt_ms)
+            for b in range(n):
+                end = b * timeline.period
+                sim.run_until((end + timeline.active) * dt_ms)
+                _silence(net, dt_ms, on=True)
+                sim.run_until((end + timeline.period) * dt_ms)
+                _silence(net, dt_ms, on=False)
+            spikes = [_spike_steps(pop, dt_ms) for pop in net.populations]
+            vtrace = _v_trace(net.populations[-1], dt_ms) if membrane else None
+        finally:
+            sim.end()
+    return [_output(model, b, timeline, spikes, vtrace, x_all[b]) for b in range(n)]
+
+
+def _silence(net: PynnNetwork, dt_ms: float, on: bool) -> None:
+    """Between samples: out-of-reach thresholds and drained currents (on), then reset (off)."""
+    for pop, p in zip(net.populations, net.params):
+        if on:
+            fast = dt_ms / 64.0
+            pop.set(v_thresh=_SILENT_THRESHOLD_MV, tau_syn_E=fast, tau_syn_I=fast)
+        else:
+            pop.set(v_thresh=p.v_thresh, tau_syn_E=p.tau_syn, tau_syn_I=p.tau_syn)
+            pop.initialize(v=0.0)
+
+
+def _spike_steps(pop: Any, dt_ms: float) -> list[np.ndarray]:
+    """Per neuron, the integer time steps (stamp / dt) of its spikes."""
+    seg = pop.get_data("spikes", clear=False).segments[-1]
+    by_index = {int(st.annotations.get("source_index", i)): st
+                for i, st in enumerate(seg.spiketrains)}
+    return [np.rint(np.asarray(by_index[i].magnitude) / dt_ms).astype(np.int64)
+            if i in by_index else np.zeros(0, dtype=np.int64) for i in range(pop.size)]
+
+
+def _v_trace(pop: Any, dt_ms: float) -> np.ndarray:
+    """``v`` of every neuron at every recorded step, in integer units (steps x size)."""
+    sig = pop.get_data("v", clear=False).segments[-1].filter(name="v")[0]
+    t = np.rint(np.asarray(sig.times.rescale("ms").magnitude) / dt_ms).astype(np.int64)
+    vals = np.asarray(sig.magnitude) * UNITS_PER_MV
+    out = np.zeros((int(t.max()) + 2, vals.shape[1]))
+    out[t] = vals
+    return out
+
+
+def _output(model: Model, b: int, timeline: Timeline, spikes: list[list[np.ndarray]],
+            vtrace: Optional[np.ndarray], x: np.ndarray) -> RunOutput:
+    steps = model.timesteps
+    start = b * timeline.period
+    rasters = []
+    for li, layer in enumerate(model.layers):
+        r = np.zeros((steps, layer.size), dtype=np.uint8)
+        base = start + timeline.layer_offset(li)
+        for i, st in enumerate(spikes[li]):
+            k = st - base
+            k = k[(k >= 0) & (k < steps)]
+            r[k, i] = 1
+        rasters.append(r)
+    out_r = rasters[-1]
+    if model.decoding == "spike_count":
+        scores = out_r.sum(axis=0).astype(np.int64)
+    elif model.decoding == "first_spike":
+        fired = out_r.any(axis=0)
+        scores = np.where(fired, steps - np.argmax(out_r, axis=0), 0).astype(np.int64)
+    else:
+        assert vtrace is not None
+        # v of integer step k of the output layer is NEST's V at that step's stamp
+        base = start + timeline.layer_offset(len(model.layers) - 1)
+        v = vtrace[base:base + steps]
+        v = np.rint(v).astype(np.int64)
+        scores = v[-1] if model.decoding == "membrane_last" else v.sum(axis=0)
+    counters = []
+    prev = x
+    for li, layer in enumerate(model.layers):
+        nnz = (layer.weights.integer_matrix() != 0).sum(axis=1)
+        active = prev != 0
+        counters.append(LayerCounters(
+            input_events=int(active.sum()), synops=int((active.astype(np.int64) @ nnz).sum()),
+            neuron_updates=steps * layer.size, spikes=int(rasters[li].sum())))
+        prev = rasters[li]
+    return RunOutput(prediction=int(np.argmax(scores)), scores=scores, spikes=rasters,
+                     counters=counters, cycle_source="none")
+
+
+def spike_count_tolerance(reference: RunOutput, other: RunOutput) -> int:
+    """Largest absolute difference of any neuron's spike count between two runs (spikes)."""
+    diffs = [np.abs(a.sum(axis=0).astype(np.int64) - b.sum(axis=0).astype(np.int64)).max()
+             for a, b in zip(reference.spikes, other.spikes)]
+    return int(max(diffs)) if diffs else 0
+
+
+__all__ = [
+    "CellParameters", "InputPlan", "PynnNetwork", "Timeline", "available", "build",
+    "cell_parameters", "check_supported", "decay_to_tau", "propagator_p20", "propagator_p21",
+    "run_batch", "spike_count_tolerance", "synapse_lists", "tau_to_decay",
+]

@@ -1,0 +1,74 @@
+"""``edgespike quantize``: int8 or ternary quantization (PTQ + QAT) of a checkpoint into a model blob."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("quantize", help="quantize a trained SNN (int8 / ternary) and write the model blob",
+                       description="Quantize a checkpoint from 'edgespike train', fine-tune with QAT, "
+                                   "export the integer model and check it against the integer reference.")
+    p.add_argument("checkpoint", type=Path, help="checkpoint written by 'edgespike train'")
+    p.add_argument("--mode", default="int8", choices=["int8", "ternary"])
+    p.add_argument("--qat-epochs", type=int, default=3, help="quantization-aware epochs (0: post-training only)")
+    p.add_argument("--calibration", type=float, default=0.0,
+                   help="weight of the spike-calibration distillation loss (0: off)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--input-max-abs", type=int, default=127, help="integer input range for direct encoding")
+    p.add_argument("--out", type=Path, default=Path("model.esm"), help="model blob path")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads for torch (small SNNs run fastest on one)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from edgespike.model import save
+    from edgespike.quant import export, quantize
+    from edgespike.sim import reference
+    from edgespike.train.pipeline import Architecture, prepare
+    from edgespike.train.trainer import evaluate, load_checkpoint
+
+    torch.set_num_threads(max(1, args.threads))
+    ckpt = load_checkpoint(args.checkpoint)
+    meta = ckpt.get("meta") or {}
+    if "architecture" not in meta:
+        from edgespike.errors import EdgeSpikeError
+        raise EdgeSpikeError(f"{args.checkpoint} has no architecture; write it with 'edgespike train'")
+    net = Architecture(**meta["architecture"]).build()
+    net.load_state_dict(ckpt["state_dict"])
+    data = prepare(meta["dataset"], meta["encoder"], meta["timesteps"], meta["seed"], meta.get("limit"))
+    q = quantize(net, args.mode, data.x_train, data.y_train, qat_epochs=args.qat_epochs,
+                 calibration=args.calibration, input_kind=data.input_kind,
+                 input_max_abs=args.input_max_abs, lr=args.lr, batch_size=args.batch_size,
+                 seed=meta["seed"], x_val=data.x_test, y_val=data.y_test)
+    model = export(q, data.timesteps, name=f"{meta['dataset']}-{args.mode}", labels=data.labels,
+                   encoder=data.encoder)
+    save(model, args.out)
+    pred_q = q.predict(data.x_test)
+    pred_ref = reference.predict(model, q.integer_input(data.x_test).numpy())
+    y = data.y_test.numpy()
+    summary = {
+        "blob": str(args.out), "mode": args.mode, "qat_epochs": args.qat_epochs,
+        "float_accuracy": evaluate(net, data.x_test, data.y_test),
+        "quantized_accuracy": float((pred_q == y).mean()),
+        "reference_accuracy": float((pred_ref == y).mean()),
+        "reference_agreement": float((pred_q == pred_ref).mean()),
+        "weight_bytes": model.weight_bytes(), "fp32_weight_bytes": model.fp32_weight_bytes(),
+        "compression": model.fp32_weight_bytes() / max(1, model.weight_bytes()),
+        "timesteps": model.timesteps, "input_kind": model.input_kind,
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{args.mode}: accuracy {summary['quantized_accuracy']:.4f} (float "
+              f"{summary['float_accuracy']:.4f}), reference agreement "
+              f"{summary['reference_agreement']:.4f}, weights {model.weight_bytes()} B "
+              f"({summary['compression']:.1f}x smaller than fp32) -> {args.out}")
+    return 0 if np.array_equal(pred_q, pred_ref) else 1

@@ -1,0 +1,313 @@
+"""Boards as local processes: QEMU emulating a Cortex-M, or the host device program.
+
+Both listen on a loopback TCP port and speak the link protocol there, so the client connects
+to ``socket://127.0.0.1:PORT`` exactly as it would to a real board's serial port.
+
+    with Emulator() as emu:                     # qemu-system-arm -M mps2-an386 ...
+        with Device.open(emu.url) as dev: ...
+
+    with open_device(board="host") as dev:     # the board process belongs to the device
+        dev.info()
+
+The process is always torn down: on ``stop()``, on leaving the ``with`` block (exceptions
+included), and at interpreter exit.
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import IO, Optional
+
+from edgespike import paths
+from edgespike.device.client import DEFAULT_TIMEOUT, Device
+from edgespike.device.transport import Transport
+from edgespike.errors import EmulatorError, ToolMissing
+
+log = logging.getLogger(__name__)
+
+#: Boards a local process can provide: QEMU machines and the host device program.
+QEMU_BOARDS = ("mps2-an386",)
+BOARDS = QEMU_BOARDS + ("host",)
+QEMU = "qemu-system-arm"
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGTERM it when its parent dies, so a board
+    never outlives a killed SDK process (atexit does not run on signals). Linux ties this to
+    the starting thread: start boards from a thread that lives as long as they should."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class BoardProcess:
+    """Common life cycle of a board process: start, URL, liveness, guaranteed teardown."""
+
+    board = ""
+
+    def __init__(self) -> None:
+        self.proc: Optional[subprocess.Popen] = None
+        self.port: Optional[int] = None
+        self._log: Optional[IO[bytes]] = None
+        self._detached = False
+
+    @property
+    def url(self) -> str:
+        """``socket://127.0.0.1:PORT`` of the running board."""
+        if self.port is None:
+            raise EmulatorError(f"{self.board}: not started")
+        return f"socket://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> Optional[int]:
+        """Process id, or None before start."""
+        return self.proc.pid if self.proc is not None else None
+
+    def start(self) -> "BoardProcess":  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _spawn(self, argv: list[str], *, stdout: int | IO[bytes] | None = None,
+               detach: bool = False, log_path: Optional[Path] = None) -> None:
+        if log_path is not None:
+            self._log = open(log_path, "a+b")
+        else:
+            # append mode: the child writes at the end even while we seek to read it back
+            self._log = tempfile.TemporaryFile(mode="a+b", prefix=f"edgespike-{self.board}-")
+        log.debug("starting %s", " ".join(argv))
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=self._log if stdout is None else stdout,
+            stderr=self._log, start_new_session=detach,
+            preexec_fn=None if detach else _die_with_parent)
+        self._detached = detach
+        if not detach:
+            atexit.register(self.stop)
+
+    def output(self) -> str:
+        """What the process wrote to stderr (and stdout, for QEMU) so far."""
+        if self._log is None:
+            return ""
+        try:
+            self._log.flush()
+            self._log.seek(0)
+            return self._log.read().decode(errors="replace")[-4000:]
+        except (OSError, ValueError):
+            return ""
+
+    def alive(self) -> None:
+        """Raise :class:`EmulatorError` (with the process's output) if it has exited."""
+        if self.proc is None:
+            raise EmulatorError(f"{self.board}: not started")
+        code = self.proc.poll()
+        if code is not None:
+            raise EmulatorError(f"{self.board} process exited with status {code}:\n"
+                                f"{self.output().strip() or '(no output)'}")
+
+    def connect(self, timeout: float = 10.0) -> Transport:
+        """Open the board's socket, retrying until it listens; fails fast if the process died."""
+        return Transport(self.url, connect_timeout=timeout, alive=self.alive)
+
+    def release(self) -> None:
+        """Leave the process running (``emulator start --detach``): no teardown at exit."""
+        self._detached = True
+        atexit.unregister(self.stop)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def stop(self, grace: float = 2.0) -> None:
+        """Terminate the process (SIGTERM, then SIGKILL after ``grace`` seconds). Idempotent."""
+        atexit.unregister(self.stop)
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(grace)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> "BoardProcess":
+        if self.proc is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._detached:
+            self.stop()
+
+
+class Emulator(BoardProcess):
+    """QEMU running the link firmware of an emulated board, its UART on a loopback TCP port.
+
+    Args:
+        board: a QEMU board (``"mps2-an386"``).
+        firmware: the ELF to run; default ``build/<board>/edgespike-<board>.elf``.
+        port: TCP port for the UART (0: a free one).
+        icount: run with ``-icount shift=0`` so cycle counts are deterministic instructions.
+        detach: start in its own session and leave it running (see :meth:`release`).
+        log_path: file for QEMU's output (default: a temporary file).
+    """
+
+    def __init__(self, board: str = paths.DEFAULT_BOARD, firmware: Optional[str | Path] = None,
+                 *, port: int = 0, icount: bool = True, detach: bool = False,
+                 log_path: Optional[Path] = None) -> None:
+        super().__init__()
+        if board not in QEMU_BOARDS:
+            raise EmulatorError(f"unknown emulated board {board!r}; choose one of "
+                                f"{', '.join(QEMU_BOARDS)} (or board 'host' via HostDevice)")
+        self.board = board
+        self.firmware = Path(firmware) if firmware else None
+        self._want_port = port
+        self.icount = icount
+        self.detach = detach
+        self.log_path = log_path
+
+    def command(self, port: int) -> list[str]:
+        """The QEMU command line for ``port``."""
+        firmware = self.firmware or paths.firmware_image(self.board)
+        argv = [QEMU, "-M", self.board, "-nographic", "-monitor", "none"]
+        if self.icount:
+            argv += ["-icount", "shift=0"]
+        argv += ["-semihosting-config", "enable=on,target=native",
+                 "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on",
+                 "-kernel", str(firmware)]
+        return argv
+
+    def start(self) -> "Emulator":
+        """Start QEMU; it waits for the first connection before running the firmware."""
+        if shutil.which(QEMU) is None:
+            raise ToolMissing(f"{QEMU} not found; install it: sudo apt-get install qemu-system-arm")
+        firmware = self.firmware or paths.firmware_image(self.board)
+        if not Path(firmware).is_file():
+            raise ToolMissing(f"firmware image {firmware} not found; build it: bash firmware/build.sh")
+        for attempt in range(3):
+            port = self._want_port or free_port()
+            self._spawn(self.command(port), detach=self.detach, log_path=self.log_path)
+            self.port = port
+            # QEMU binds its socket before it runs; a port taken in between shows up as an
+            # early exit, then try another port
+            time.sleep(0.05)
+            if self.proc is not None and self.proc.poll() is not None:
+                text = self.output()
+                self.stop()
+                if "in use" in text and not self._want_port and attempt < 2:
+                    continue
+                raise EmulatorError(f"{QEMU} exited at start:\n{text.strip() or '(no output)'}")
+            break
+        return self
+
+
+class HostDevice(BoardProcess):
+    """``build/host/edgespike-hostdev``: the same link code on the host, over TCP (fast tests).
+
+    It prints ``listening socket://127.0.0.1:PORT`` when started with ``--port 0``.
+    """
+
+    board = "host"
+
+    def __init__(self, executable: Optional[str | Path] = None, *, port: int = 0,
+                 detach: bool = False, log_path: Optional[Path] = None,
+                 start_timeout: float = 10.0) -> None:
+        super().__init__()
+        self.executable = Path(executable) if executable else None
+        self._want_port = port
+        self.detach = detach
+        self.log_path = log_path
+        self.start_timeout = start_timeout
+
+    def start(self) -> "HostDevice":
+        """Start the program and read the port it listens on from its output."""
+        exe = self.executable or paths.hostdev_executable()
+        self._spawn([str(exe), "--port", str(self._want_port)], detach=self.detach,
+                    log_path=self.log_path)
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            m = re.search(r"listening socket://[\w.\-]+:(\d+)", self.output())
+            if m:
+                self.port = int(m.group(1))
+                return self
+            if self.proc is not None and self.proc.poll() is not None:
+                text = self.output()
+                self.stop()
+                raise EmulatorError(f"{exe} exited at start:\n{text.strip() or '(no output)'}")
+            if time.monotonic() > deadline:
+                text = self.output()
+                self.stop()
+                raise EmulatorError(f"{exe} printed no 'listening socket://...' line within "
+                                    f"{self.start_timeout} s; output:\n{text.strip()}")
+            time.sleep(0.01)
+
+
+def make_board(board: str, **kwargs: object) -> BoardProcess:
+    """A (not yet started) board process by name: a QEMU board or ``"host"``."""
+    if board == "host":
+        return HostDevice(**kwargs)  # type: ignore[arg-type]
+    if board in QEMU_BOARDS:
+        return Emulator(board, **kwargs)  # type: ignore[arg-type]
+    raise EmulatorError(f"unknown board {board!r}; choose one of {', '.join(BOARDS)}, or give "
+                        "--port for a real board")
+
+
+def open_device(port: Optional[str] = None, board: Optional[str] = None, *,
+                timeout: float = DEFAULT_TIMEOUT, connect_timeout: float = 10.0) -> Device:
+    """A connected :class:`Device`: on ``port`` if given, else on a freshly started ``board``
+    (default ``mps2-an386``), which then belongs to the device and stops when it closes.
+    """
+    if port:
+        return Device.open(port, timeout=timeout, connect_timeout=connect_timeout)
+    proc = make_board(board or paths.DEFAULT_BOARD)
+    proc.start()
+    try:
+        transport = proc.connect(connect_timeout)
+        dev = Device(transport, timeout=timeout, owner=proc)
+        dev.resync()
+        return dev
+    except BaseException:
+        proc.stop()
+        raise
+
+
+def stop_pid(pid: int, grace: float = 3.0) -> bool:
+    """SIGTERM (then SIGKILL) a detached board process; False if it was not running."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return True

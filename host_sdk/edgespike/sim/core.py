@@ -1,0 +1,348 @@
+"""The C core (``firmware/core``) on the host, through ctypes.
+
+Same interface as :mod:`edgespike.sim.reference` (``run``, ``run_batch``, ``predict``), and
+bit-identical results: it is how the SDK runs a model fast on the host and how tests check
+that the C engine, compiled for the host, matches the numpy reference.
+
+The library is ``build/host/libedgespike_host.so`` (see :func:`edgespike.paths.host_library`);
+build it with ``bash firmware/build.sh``. Its entry points are documented in
+``firmware/core/es_runner.h``.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from edgespike import paths
+from edgespike.errors import (
+    BlobError,
+    EdgeSpikeError,
+    InputError,
+    ModelError,
+    ModelTooLarge,
+    ToolMissing,
+)
+from edgespike.model import blob as blob_mod
+from edgespike.model.quantized import Model
+from edgespike.sim.reference import LayerCounters, RunOutput
+
+log = logging.getLogger(__name__)
+
+#: es_status_t codes (the protocol's ErrorCode numbers) that matter here.
+ES_OK = 0
+ES_ERR_DECODE = 4
+ES_ERR_MODEL_TOO_LARGE = 7
+ES_ERR_MODEL_INVALID = 8
+ES_ERR_MODEL_CRC = 9
+ES_ERR_BAD_INPUT = 13
+ES_ERR_UNSUPPORTED = 14
+
+_COUNTERS = 5  # uint64 per layer: input_events, synops, neuron_updates, spikes, cycles
+_ERR_LEN = 256
+_DECODINGS = ("spike_count", "membrane_last", "membrane_sum", "first_spike")
+#: Inputs per C call when rasters are recorded (bounds the host memory of one call).
+_CHUNK = 256
+
+_u8p = ctypes.POINTER(ctypes.c_uint8)
+_u32p = ctypes.POINTER(ctypes.c_uint32)
+_i32p = ctypes.POINTER(ctypes.c_int32)
+_i64p = ctypes.POINTER(ctypes.c_int64)
+_u64p = ctypes.POINTER(ctypes.c_uint64)
+
+
+@functools.lru_cache(maxsize=None)
+def _load(path: str) -> ctypes.CDLL:
+    lib = ctypes.CDLL(path)
+    lib.es_core_version.restype = ctypes.c_uint32
+    lib.es_core_version.argtypes = []
+    lib.es_blob_info.restype = ctypes.c_int32
+    lib.es_blob_info.argtypes = [ctypes.c_char_p, ctypes.c_uint32, _u32p, ctypes.c_uint32]
+    lib.es_arena_bytes_for_blob.restype = ctypes.c_uint32
+    lib.es_arena_bytes_for_blob.argtypes = [ctypes.c_char_p, ctypes.c_uint32]
+    lib.es_run_batch.restype = ctypes.c_int32
+    lib.es_run_batch.argtypes = [
+        ctypes.c_char_p, ctypes.c_uint32, ctypes.c_uint32,     # blob, len, n_inputs
+        _u32p, _u32p, _i32p,                                   # events, offsets, values
+        ctypes.c_void_p, ctypes.c_uint32,                      # arena
+        _i64p, _i32p, _u64p,                                   # scores, predictions, counters
+        _u8p, _i32p, _i32p, _i32p,                             # rasters, u, v, th
+        _u64p, ctypes.c_void_p, ctypes.c_void_p,               # cycles, cycle_fn, ctx
+        _u32p, ctypes.c_char_p, ctypes.c_uint32,               # failed_input, err_text, len
+    ]
+    lib.es_run_blob.restype = ctypes.c_int32
+    lib.es_run_blob.argtypes = [
+        ctypes.c_char_p, ctypes.c_uint32,                      # blob, len
+        _u32p, ctypes.c_uint32, _i32p, ctypes.c_uint32,        # events, values
+        ctypes.c_void_p, ctypes.c_uint32,                      # arena
+        _i64p, _i32p, _u64p,                                   # scores, prediction, counters
+        _u8p, _i32p, _i32p, _i32p,                             # raster, u, v, th
+        _u64p, ctypes.c_void_p, ctypes.c_void_p,               # cycles, cycle_fn, ctx
+        ctypes.c_char_p, ctypes.c_uint32,                      # err_text, len
+    ]
+    return lib
+
+
+def library(path: Optional[Path] = None) -> ctypes.CDLL:
+    """The loaded host library; raises :class:`ToolMissing` with the build command."""
+    lib_path = Path(path) if path is not None else paths.host_library()
+    try:
+        return _load(str(lib_path))
+    except OSError as exc:
+        raise ToolMissing(f"cannot load the host C library {lib_path} ({exc}); rebuild it with: "
+                          "bash firmware/build.sh") from exc
+
+
+def _ptr(arr: Optional[np.ndarray], ptype):
+    return None if arr is None else arr.ctypes.data_as(ptype)
+
+
+def raise_for_status(code: int, text: str) -> None:
+    """Turn a C status into the SDK's named exception (nothing for ES_OK)."""
+    if code == ES_OK:
+        return
+    msg = f"C core: {text}" if text else f"C core: error code {code}"
+    if code == ES_ERR_BAD_INPUT:
+        raise InputError(msg)
+    if code == ES_ERR_MODEL_TOO_LARGE:
+        raise ModelTooLarge(msg)
+    if code in (ES_ERR_MODEL_CRC, ES_ERR_DECODE, ES_ERR_MODEL_INVALID, ES_ERR_UNSUPPORTED):
+        raise BlobError(msg)
+    raise EdgeSpikeError(msg)
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """What the C core read from a blob (sizes in neurons, arena in bytes)."""
+
+    input_size: int
+    input_kind: str
+    timesteps: int
+    decoding: str
+    layer_sizes: tuple[int, ...]
+    arena_bytes: int
+
+    @property
+    def neurons(self) -> int:
+        return sum(self.layer_sizes)
+
+    @property
+    def output_size(self) -> int:
+        return self.layer_sizes[-1]
+
+
+class CoreModel:
+    """A model blob bound to the C core: parse once, run many inputs.
+
+    Args:
+        model_or_blob: a :class:`Model` (serialized here) or blob bytes as written by
+            :func:`edgespike.model.blob.to_bytes`.
+        lib_path: the shared library; default :func:`edgespike.paths.host_library`.
+
+    Raises:
+        BlobError: the C core rejected the blob (its text says why).
+        ToolMissing: the library is not built.
+    """
+
+    def __init__(self, model_or_blob: Model | bytes, lib_path: Optional[Path] = None) -> None:
+        self.lib = library(lib_path)
+        self.blob = bytes(model_or_blob) if isinstance(model_or_blob, (bytes, bytearray)) \
+            else blob_mod.to_bytes(model_or_blob)
+        self.info = self._read_info()
+        # int64 backing store keeps the arena 8-byte aligned, as es_engine_init requires
+        self._arena = np.zeros((self.info.arena_bytes + 7) // 8, dtype=np.int64)
+
+    def _read_info(self) -> BlobInfo:
+        buf = np.zeros(7 + 64, dtype=np.uint32)
+        code = self.lib.es_blob_info(self.blob, len(self.blob), _ptr(buf, _u32p), buf.size)
+        if code != ES_OK:
+            # run an empty batch to get the C text of the rejection
+            self._run_raw(0, None, None, None, None)
+            raise_for_status(code, "")
+        n_layers = int(buf[4])
+        return BlobInfo(
+            input_size=int(buf[0]), input_kind="values" if buf[1] else "spikes",
+            timesteps=int(buf[2]), decoding=_DECODINGS[int(buf[3])],
+            layer_sizes=tuple(int(s) for s in buf[7:7 + n_layers]), arena_bytes=int(buf[5]),
+        )
+
+    def _run_raw(self, n: int, events, offsets, values, outputs) -> None:
+        """One es_run_batch call; outputs: dict of numpy buffers (or None to parse only)."""
+        out = outputs or {}
+        arena = getattr(self, "_arena", None)
+        failed = ctypes.c_uint32(0)
+        err = ctypes.create_string_buffer(_ERR_LEN)
+        dummy_scores = np.zeros(1, dtype=np.int64)
+        code = self.lib.es_run_batch(
+            self.blob, len(self.blob), n,
+            _ptr(events, _u32p), _ptr(offsets, _u32p), _ptr(values, _i32p),
+            None if arena is None else arena.ctypes.data_as(ctypes.c_void_p),
+            0 if arena is None else arena.nbytes,
+            _ptr(out.get("scores", dummy_scores), _i64p), _ptr(out.get("pred"), _i32p),
+            _ptr(out.get("counters"), _u64p), _ptr(out.get("raster"), _u8p),
+            _ptr(out.get("u"), _i32p), _ptr(out.get("v"), _i32p), _ptr(out.get("th"), _i32p),
+            None, None, None, ctypes.byref(failed), err, _ERR_LEN,
+        )
+        text = err.value.decode("utf-8", "replace")
+        if code != ES_OK and n > 1 and failed.value < n:
+            text = f"input {failed.value}: {text}"
+        raise_for_status(code, text)
+
+    # ---- inputs -----------------------------------------------------------------------------
+
+    def _check_shape(self, inputs: np.ndarray) -> np.ndarray:
+        x = np.asarray(inputs)
+        shape = (self.info.timesteps, self.info.input_size)
+        if x.ndim not in (2, 3) or x.shape[-2:] != shape:
+            raise InputError(f"input shape {x.shape}; the model takes (..., {shape[0]}, "
+                             f"{shape[1]}) (timesteps, input_size)")
+        if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.bool_)):
+            raise InputError(f"input must be integer (quantize it first), got {x.dtype}")
+        return x[None] if x.ndim == 2 else x
+
+    def _events_of(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if x.size and (x.min() < 0 or x.max() > 1):
+            raise InputError("spike input must be 0 or 1")
+        b, t, i = np.nonzero(x)  # row-major: sorted by input, then step, then index
+        events = ((t.astype(np.uint32) << 16) | i.astype(np.uint32)).astype(np.uint32)
+        offsets = np.zeros(x.shape[0] + 1, dtype=np.uint32)
+        np.cumsum(np.bincount(b, minlength=x.shape[0]), out=offsets[1:])
+        return events, offsets
+
+    def _values_of(self, x: np.ndarray) -> np.ndarray:
+        big = np.abs(x.astype(np.int64)).max() if x.size else 0
+        if big > np.iinfo(np.int32).max:
+            raise InputError(f"input value {big} does not fit int32")
+        return np.ascontiguousarray(x, dtype=np.int32)
+
+    # ---- running ----------------------------------------------------------------------------
+
+    def run_events(self, events: np.ndarray) -> RunOutput:
+        """Run one spike input given as events ``(step << 16) | index`` (uint32), unchecked
+        by Python: the C core validates them (sorted, in range) and raises :class:`InputError`.
+        Uses the single-input entry point ``es_run_blob``."""
+        ev = np.ascontiguousarray(np.asarray(events, dtype=np.uint32).ravel())
+        return self._run_single(ev, None)
+
+    def run_values(self, values: np.ndarray) -> RunOutput:
+        """Run one direct-encoded input given as flat int32 values (count and range checked
+        by the C core, through ``es_run_blob``)."""
+        vals = np.ascontiguousarray(np.asarray(values, dtype=np.int32).ravel())
+        return self._run_single(None, vals)
+
+    def _run_single(self, events: Optional[np.ndarray], values: Optional[np.ndarray]) -> RunOutput:
+        info = self.info
+        n_layers, neurons, steps = len(info.layer_sizes), info.neurons, info.timesteps
+        out = {
+            "scores": np.zeros((1, info.output_size), dtype=np.int64),
+            "pred": np.zeros(1, dtype=np.int32),
+            "counters": np.zeros((1, n_layers, _COUNTERS), dtype=np.uint64),
+            "raster": np.zeros((1, steps * neurons), dtype=np.uint8),
+        }
+        for key in ("u", "v", "th"):
+            out[key] = np.zeros((1, neurons), dtype=np.int32)
+        err = ctypes.create_string_buffer(_ERR_LEN)
+        code = self.lib.es_run_blob(
+            self.blob, len(self.blob),
+            _ptr(events, _u32p), 0 if events is None else events.size,
+            _ptr(values, _i32p), 0 if values is None else values.size,
+            self._arena.ctypes.data_as(ctypes.c_void_p), self._arena.nbytes,
+            _ptr(out["scores"], _i64p), _ptr(out["pred"], _i32p), _ptr(out["counters"], _u64p),
+            _ptr(out["raster"], _u8p), _ptr(out["u"], _i32p), _ptr(out["v"], _i32p),
+            _ptr(out["th"], _i32p), None, None, None, err, _ERR_LEN,
+        )
+        raise_for_status(code, err.value.decode("utf-8", "replace"))
+        return self._unpack(1, out, record=True)[0]
+
+    def run_batch(self, inputs: np.ndarray, record: bool = True) -> list[RunOutput]:
+        """Run a batch (``batch x timesteps x input_size``, or one input) from reset state.
+
+        With ``record=False`` the rasters and final states are left empty (faster, less memory).
+        """
+        x = self._check_shape(inputs)
+        results: list[RunOutput] = []
+        step = _CHUNK if record else max(1, x.shape[0])
+        for start in range(0, x.shape[0], step):
+            part = x[start:start + step]
+            if self.info.input_kind == "spikes":
+                events, offsets = self._events_of(part)
+                results.extend(self._run(part.shape[0], events, offsets, None, record))
+            else:
+                values = self._values_of(part).reshape(-1)
+                results.extend(self._run(part.shape[0], None, None, values, record))
+        return results
+
+    def run(self, x: np.ndarray) -> RunOutput:
+        """Run one inference (``timesteps x input_size``)."""
+        return self.run_batch(np.asarray(x)[None])[0]
+
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        """Predicted class per input of a batch."""
+        return np.array([r.prediction for r in self.run_batch(inputs, record=False)],
+                        dtype=np.int64)
+
+    def _run(self, n: int, events, offsets, values, record: bool) -> list[RunOutput]:
+        info = self.info
+        n_layers, neurons, steps = len(info.layer_sizes), info.neurons, info.timesteps
+        out = {
+            "scores": np.zeros((n, info.output_size), dtype=np.int64),
+            "pred": np.zeros(n, dtype=np.int32),
+            "counters": np.zeros((n, n_layers, _COUNTERS), dtype=np.uint64),
+        }
+        if record:
+            out["raster"] = np.zeros((n, steps * neurons), dtype=np.uint8)
+            for key in ("u", "v", "th"):
+                out[key] = np.zeros((n, neurons), dtype=np.int32)
+        self._run_raw(n, events, offsets, values, out)
+        return self._unpack(n, out, record)
+
+    def _unpack(self, n: int, out: dict, record: bool) -> list[RunOutput]:
+        info = self.info
+        n_layers, steps = len(info.layer_sizes), info.timesteps
+        bounds = np.cumsum((0,) + info.layer_sizes)
+        results = []
+        for b in range(n):
+            spikes, u, v, th = [], [], [], []
+            if record:
+                for li, size in enumerate(info.layer_sizes):
+                    lo, hi = bounds[li], bounds[li + 1]
+                    spikes.append(out["raster"][b, steps * lo:steps * hi].reshape(steps, size))
+                    u.append(out["u"][b, lo:hi])
+                    v.append(out["v"][b, lo:hi])
+                    th.append(out["th"][b, lo:hi])
+            c = out["counters"][b]
+            counters = [LayerCounters(input_events=int(c[li, 0]), synops=int(c[li, 1]),
+                                      neuron_updates=int(c[li, 2]), spikes=int(c[li, 3]),
+                                      cycles=int(c[li, 4])) for li in range(n_layers)]
+            results.append(RunOutput(prediction=int(out["pred"][b]), scores=out["scores"][b],
+                                     spikes=spikes, u=u, v=v, th=th, counters=counters))
+        return results
+
+
+def run_batch(model: Model, inputs: np.ndarray) -> list[RunOutput]:
+    """Run a batch of inferences (``batch x timesteps x input_size``) in the C core."""
+    return CoreModel(model).run_batch(inputs)
+
+
+def run(model: Model, x: np.ndarray) -> RunOutput:
+    """Run one inference (``timesteps x input_size``) in the C core."""
+    return CoreModel(model).run(x)
+
+
+def predict(model: Model, inputs: np.ndarray) -> np.ndarray:
+    """Predicted class per input of a batch, from the C core."""
+    return CoreModel(model).predict(inputs)
+
+
+def arena_bytes(model_or_blob: Model | bytes, lib_path: Optional[Path] = None) -> int:
+    """Bytes of state (arena) the C core needs for a model: ``es_engine_arena_bytes``."""
+    return CoreModel(model_or_blob, lib_path).info.arena_bytes
+
+
+__all__: Sequence[str] = ("CoreModel", "BlobInfo", "run", "run_batch", "predict", "arena_bytes",
+                          "library", "raise_for_status", "ModelError")

@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""Generate the golden vectors of the link and the model blob (protocol/vectors/README.md).
+
+Deterministic: the same SDK gives the same bytes. Run it after changing the framing, the schema
+or the blob writer, and commit the output; ``tests/test_vectors.py`` fails while the committed
+files differ from a fresh generation.
+
+    python protocol/vectors/generate.py            # rewrite the files beside this script
+    python protocol/vectors/generate.py --check    # exit 1 if they are stale
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import struct
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from google.protobuf import json_format
+
+from edgespike.model import Layer, Model, Neurons, Weights, to_bytes
+from edgespike.protocol import pb
+from edgespike.protocol.framing import cobs_encode, crc32, encode_frame
+from edgespike.sim import reference
+
+HERE = Path(__file__).resolve().parent
+FORMAT = 1
+
+
+def _frame(seq: int, **body: Any):
+    """A Frame with ``seq`` and one body given as ``name=dict`` (fields of the body message)."""
+    msg = pb.Frame(seq=seq)
+    (name, fields), = body.items()
+    getattr(msg, name).SetInParent()
+    json_format.ParseDict(fields, getattr(msg, name))
+    return msg
+
+
+def _message_cases() -> list[tuple[str, Any]]:
+    """One or more Frames for every body of ``Frame`` in edgespike.proto."""
+    return [
+        ("hello", _frame(1, hello={"protocol_version": 1})),
+        ("device_info", _frame(1, device_info={
+            "protocol_version": 1, "firmware_version": "0.1.0", "board": "mps2-an386",
+            "core": "cortex-m4", "clock_hz": 25000000, "cycle_source": "CYCLES_QEMU_ICOUNT",
+            "model_capacity_bytes": 65536, "state_capacity_bytes": 32768, "max_layers": 8,
+            "max_frame_bytes": 4096, "max_chunk_bytes": 1024, "max_input_items": 8192,
+            "max_outputs": 1024, "model_loaded": True, "model_crc32": 0xDEADBEEF,
+            "model_bytes": 1234, "state_bytes_used": 512, "flash_bytes": 40000,
+            "ram_bytes": 120000})),
+        ("device_info_empty_model", _frame(7, device_info={
+            "protocol_version": 1, "board": "host", "core": "x86_64",
+            "cycle_source": "CYCLES_HOST_NS", "model_loaded": False})),
+        ("model_begin", _frame(2, model_begin={"total_bytes": 300, "crc32": 0x01020304})),
+        ("model_chunk", _frame(3, model_chunk={"offset": 0, "data": "AAECAwAA"})),
+        ("model_chunk_offset", _frame(4, model_chunk={
+            "offset": 1024, "data": json_format.MessageToDict(
+                pb.ModelChunk(data=bytes(range(1, 41))))["data"]})),
+        ("model_commit", _frame(5, model_commit={})),
+        ("ack", _frame(5, ack={"value": 300})),
+        ("ack_zero", _frame(9, ack={})),
+        ("run_events", _frame(6, run={"events": [0x00000001, 0x00010003, 0x00020000,
+                                                  0x0003FFFF], "record_spikes": True})),
+        ("run_values", _frame(6, run={"values": [0, -1, 1, -32767, 32767, 100]})),
+        ("run_result", _frame(6, run_result={
+            "prediction": 1, "scores": ["3", "-5", "0", "-9000000000"],
+            "layers": [{"input_events": 4, "synops": "12", "neuron_updates": 40, "spikes": 3,
+                        "cycles": "1200"},
+                       {"input_events": 3, "synops": "6", "neuron_updates": 20, "spikes": 2,
+                        "cycles": "800"}],
+            "cycles": "2000", "cycle_source": "CYCLES_QEMU_ICOUNT",
+            "output_spikes": [0x00000001, 0x00040000], "spikes_truncated": False})),
+        ("run_result_no_spike", _frame(6, run_result={"prediction": 0, "scores": ["0", "0"],
+                                                      "cycle_source": "CYCLES_NONE"})),
+        ("stats_request", _frame(8, stats_request={})),
+        ("stats", _frame(8, stats={
+            "frames_ok": 10, "frames_bad_crc": 1, "frames_bad_cobs": 2, "frames_too_long": 3,
+            "errors_sent": 4, "runs": 5, "rx_overruns": 0, "uploads_committed": 6,
+            "uploads_rejected": 7})),
+        ("reset", _frame(10, reset={})),
+        ("error", _frame(11, error={"code": "ERR_MODEL_INVALID",
+                                    "message": "layer 1: fan_in 3 != previous size 4",
+                                    "detail": 1})),
+        ("error_bad_crc_seq0", _frame(0, error={"code": "ERR_BAD_CRC",
+                                                "message": "frame CRC mismatch"})),
+        ("hello_large_seq", _frame(0xFFFFFFFF, hello={"protocol_version": 1})),
+        # 300 non-zero payload bytes: COBS 255-code blocks inside a frame
+        ("model_chunk_long_run", _frame(12, model_chunk={
+            "offset": 7, "data": json_format.MessageToDict(
+                pb.ModelChunk(data=bytes((i % 255) + 1 for i in range(300))))["data"]})),
+        # zeros in a row inside a payload: COBS code 0x01 blocks
+        ("model_chunk_zeros", _frame(13, model_chunk={
+            "offset": 0, "data": json_format.MessageToDict(
+                pb.ModelChunk(data=bytes(16)))["data"]})),
+    ]
+
+
+def _cobs_cases() -> list[dict[str, str]]:
+    """Plain COBS encodings (no CRC, no delimiter), the edge cases of the byte stuffing."""
+    raws = {
+        "empty": b"",
+        "one_zero": b"\x00",
+        "two_zeros": b"\x00\x00",
+        "zero_inside": b"\x11\x22\x00\x33",
+        "no_zero": b"\x11\x22\x33\x44",
+        "trailing_zero": b"\x11\x00",
+        "run_253_then_zero": bytes(range(1, 254)) + b"\x00",
+        "run_254": bytes(range(1, 255)),
+        "run_255": bytes(range(1, 256)),
+        "zero_then_run_254": b"\x00" + bytes(range(1, 255)),
+        "run_254_then_zero": bytes(range(1, 255)) + b"\x00",
+        "run_508": bytes((i % 254) + 1 for i in range(508)),
+    }
+    return [{"name": k, "raw_hex": v.hex(), "cobs_hex": cobs_encode(v).hex()}
+            for k, v in raws.items()]
+
+
+def _raw_frame(payload: bytes, crc: int | None = None) -> bytes:
+    crc = crc32(payload) if crc is None else crc
+    return cobs_encode(payload + struct.pack("<I", crc)) + b"\x00"
+
+
+def _negative_cases() -> list[dict[str, str]]:
+    """Frames a receiver must reject, with the protocol ErrorCode the device answers."""
+    good = _frame(1, hello={"protocol_version": 1}).SerializeToString(deterministic=True)
+    good_wire = encode_frame(good)
+    flipped = bytearray(good)
+    flipped[-1] ^= 0x01
+    cases = [
+        ("bad_crc_payload_bit", _raw_frame(bytes(flipped), crc32(good)), "ERR_BAD_CRC",
+         "one payload bit flipped after the CRC was computed"),
+        ("bad_crc_zero", _raw_frame(good, 0), "ERR_BAD_CRC", "CRC field is 0"),
+        ("truncated_block", good_wire[:-3] + b"\x00", "ERR_BAD_FRAME",
+         "the last COBS block runs past the delimiter"),
+        ("shorter_than_crc", b"\x04\x01\x02\x03\x00", "ERR_BAD_FRAME",
+         "3 decoded bytes: shorter than a CRC-32"),
+        ("single_byte", b"\x02\xaa\x00", "ERR_BAD_FRAME", "1 decoded byte"),
+        ("cobs_code_past_end", b"\xff\x01\x02\x00", "ERR_BAD_FRAME",
+         "code 0xFF announces 254 bytes, 2 follow"),
+        ("protobuf_truncated", _raw_frame(b"\x12\x05\x08"), "ERR_DECODE",
+         "valid CRC; Hello announces 5 bytes, 1 follows"),
+        ("protobuf_bad_tag", _raw_frame(b"\x08"), "ERR_DECODE",
+         "valid CRC; a seq tag with no varint"),
+        ("empty_payload", _raw_frame(b""), "ERR_UNKNOWN_MESSAGE",
+         "valid CRC over 0 bytes: a Frame with no body"),
+        ("seq_only", _raw_frame(b"\x08\x05"), "ERR_UNKNOWN_MESSAGE",
+         "a Frame with seq 5 and no body"),
+        ("unknown_body_field", _raw_frame(b"\x08\x05\x9a\x06\x00"), "ERR_UNKNOWN_MESSAGE",
+         "seq 5 plus an empty message in field 99 (no such body)"),
+    ]
+    return [{"name": n, "frame_hex": w.hex(), "error": e, "note": note}
+            for n, w, e, note in cases]
+
+
+def small_model() -> Model:
+    """The tiny model of model_small.bin: int8 dense, then ternary recurrent with per-neuron
+    magnitudes and thresholds (every blob feature a small C parser must read)."""
+    w0 = np.array([[3, -2, 0], [1, 0, 5], [-4, 7, 2], [0, 1, -1]], dtype=np.int8)
+    w1 = np.array([[1, 0], [-1, 1], [0, -1]], dtype=np.int8)
+    r1 = np.array([[0, -1], [1, 0]], dtype=np.int8)
+    return Model(
+        name="small", input_size=4, timesteps=6, decoding="spike_count",
+        layers=[
+            Layer(weights=Weights(w0, exp=2), name="hidden",
+                  neurons=Neurons(du=1024, dv=512, vth=10, bias_mant=3, bias_exp=1)),
+            Layer(weights=Weights(w1, exp=3, encoding="ternary", a_pos=np.array([2, 3]),
+                                  a_neg=np.array([1, 4])),
+                  recurrent=Weights(r1, exp=0, encoding="ternary", a_pos=2, a_neg=1),
+                  neurons=Neurons(du=4096, dv=256, vth=np.array([6, 9]), reset="subtract"),
+                  name="out"),
+        ],
+        labels=["left", "right"],
+    )
+
+
+def small_input() -> np.ndarray:
+    """A fixed (timesteps x input_size) spike raster for the small model."""
+    x = np.zeros((6, 4), dtype=np.uint8)
+    for t, i in [(0, 0), (0, 2), (1, 1), (1, 2), (2, 2), (3, 0), (3, 1), (3, 2), (4, 2), (5, 3)]:
+        x[t, i] = 1
+    return x
+
+
+def _model_json(model: Model, blob: bytes) -> dict[str, Any]:
+    def weights(w: Weights) -> dict[str, Any]:
+        d: dict[str, Any] = {"fan_in": w.fan_in, "fan_out": w.fan_out, "encoding": w.encoding,
+                             "exp": w.exp, "codes": w.values.astype(int).tolist(),
+                             "integer": w.integer_matrix().astype(int).tolist()}
+        if w.encoding == "ternary":
+            d["a_pos"] = np.asarray(w.a_pos).astype(int).tolist()
+            d["a_neg"] = np.asarray(w.a_neg).astype(int).tolist()
+        return d
+
+    layers = []
+    for layer in model.layers:
+        n = layer.neurons
+        layers.append({
+            "name": layer.name, "kind": layer.kind, "size": layer.size,
+            "weights": weights(layer.weights),
+            "recurrent": weights(layer.recurrent) if layer.recurrent is not None else None,
+            "neurons": {"du": n.du, "dv": n.dv, "vth": np.asarray(n.vth).astype(int).tolist(),
+                        "bias_mant": np.asarray(n.bias_mant).astype(int).tolist(),
+                        "bias_exp": n.bias_exp, "reset": n.reset, "refractory": n.refractory,
+                        "adapt_step": n.adapt_step, "adapt_decay": n.adapt_decay},
+        })
+    x = small_input()
+    out = reference.run(model, x)
+    return {
+        "format": FORMAT,
+        "blob": "model_small.bin",
+        "blob_bytes": len(blob),
+        "content_crc32": f"{struct.unpack('<I', blob[-4:])[0]:08x}",
+        "format_version": 1, "name": model.name, "input_size": model.input_size,
+        "input_kind": model.input_kind, "timesteps": model.timesteps,
+        "decoding": model.decoding, "dt_us": model.dt_us, "labels": model.labels,
+        "layers": layers,
+        "state_bytes": model.state_bytes(),
+        "example": {
+            "input_events": [int(e) for e in reference.events_from_spikes(x)],
+            "prediction": out.prediction,
+            "scores": [int(s) for s in out.scores],
+            "counters": [{"input_events": c.input_events, "synops": c.synops,
+                          "neuron_updates": c.neuron_updates, "spikes": c.spikes}
+                         for c in out.counters],
+            "output_spikes": [int(e) for e in reference.events_from_spikes(out.spikes[-1])],
+        },
+    }
+
+
+def build() -> dict[str, bytes]:
+    """Every vector file's name and exact content."""
+    frames = []
+    for name, msg in _message_cases():
+        payload = msg.SerializeToString(deterministic=True)
+        frames.append({
+            "name": name, "body": msg.WhichOneof("body"),
+            "message": json_format.MessageToDict(msg, preserving_proto_field_name=True),
+            "payload_hex": payload.hex(), "frame_hex": encode_frame(payload).hex(),
+        })
+    doc = {"format": FORMAT, "frames": frames, "cobs": _cobs_cases(),
+           "negative": _negative_cases()}
+    model = small_model()
+    blob = to_bytes(model)
+    return {
+        "frames.json": (json.dumps(doc, indent=1) + "\n").encode(),
+        "model_small.bin": blob,
+        "model_small.json": (json.dumps(_model_json(model, blob), indent=1) + "\n").encode(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the vectors (or, with --check, compare them); returns the exit status."""
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help="compare instead of writing")
+    args = ap.parse_args(argv)
+    stale = []
+    for name, data in build().items():
+        path = HERE / name
+        if args.check:
+            if not path.exists() or path.read_bytes() != data:
+                stale.append(name)
+        else:
+            path.write_bytes(data)
+            print(f"wrote {path} ({len(data)} bytes)")
+    if stale:
+        print("stale vectors: " + ", ".join(stale) + "; run python protocol/vectors/generate.py",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
