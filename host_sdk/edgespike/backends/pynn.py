@@ -332,7 +332,10 @@ def build(sim: Any, model: Model, source_times_ms: list[np.ndarray], dt_ms: floa
     the simulator-independent part of the mapping; sPyNNaker uses it as NEST does.
     """
     plan = InputPlan.for_model(model)
-    seqs = [sim.Sequence(np.asarray(t, dtype=np.float64)) for t in source_times_ms]
+    if hasattr(sim, "Sequence"):
+        seqs = [sim.Sequence(np.asarray(t, dtype=np.float64)) for t in source_times_ms]
+    else:  # sPyNNaker takes plain lists
+        seqs = [[float(v) for v in t] for t in source_times_ms]
     sources = sim.Population(plan.n_sources, sim.SpikeSourceArray(spike_times=seqs), label="input")
     pops, projs, params, biases = [], [], [], []
     pre = sources
@@ -518,3 +521,162 @@ __all__ = [
     "cell_parameters", "check_supported", "decay_to_tau", "propagator_p20", "propagator_p21",
     "run_batch", "spike_count_tolerance", "synapse_lists", "tau_to_decay",
 ]
+
+
+# ------------------------------------------------------------------------------------------
+# SpiNNaker 1 through sPyNNaker: mapping only (a virtual board places and routes, runs nothing)
+# ------------------------------------------------------------------------------------------
+
+SPYNNAKER_CFG = "[Machine]\nvirtual_board = True\nversion = 5\n"
+
+
+@dataclass
+class LayerWeightCheck:
+    """How sPyNNaker's 16-bit fixed-point weights of one layer compare with our integers.
+
+    Attributes:
+        ring_buffer_shifts: per synapse type (excitatory, inhibitory), the left shift chosen.
+        weight_scales: per synapse type, fixed-point units per nA.
+        max_fixed: the largest 16-bit weight written (must stay <= 65535).
+        max_error_units: largest |integer weight recovered from the fixed-point one - ours|,
+            in units of our integer weight (below 0.5: every integer weight survives).
+        exact: True if rounding the recovered weights gives back every integer weight.
+    """
+
+    layer: str
+    ring_buffer_shifts: list[int]
+    weight_scales: list[float]
+    max_fixed: int
+    max_error_units: float
+    exact: bool
+
+
+@dataclass
+class SpinnakerMapping:
+    """Placement, routing and weight representation of a model on a (virtual) SpiNNaker 1."""
+
+    placements: list[tuple[str, int, int, int]]
+    cores_used: int
+    chips_used: int
+    routing_entries: int
+    max_routing_entries_per_chip: int
+    weights: list[LayerWeightCheck]
+
+
+@contextlib.contextmanager
+def _spynnaker_home(home: Optional[os.PathLike[str] | str]) -> Iterator[None]:
+    """HOME pointing at a folder with a virtual-board ``.spynnaker.cfg`` (restored after).
+
+    The working directory moves to a temporary folder too: sPyNNaker writes its ``reports/``
+    tree into the current directory, which must not litter the user's checkout.
+    """
+    import tempfile  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    old = os.environ.get("HOME")
+    with tempfile.TemporaryDirectory(prefix="edgespike-spynnaker-") as tmp:
+        folder = Path(home) if home is not None else Path(tmp)
+        cfg = folder / ".spynnaker.cfg"
+        if not cfg.exists():
+            cfg.write_text(SPYNNAKER_CFG)
+        os.environ["HOME"] = str(folder)
+        old_cwd = os.getcwd()
+        os.chdir(tmp)
+        try:
+            yield
+        finally:
+            os.chdir(old_cwd)
+            if old is None:
+                os.environ.pop("HOME", None)
+            else:
+                os.environ["HOME"] = old
+
+
+def spynnaker_available() -> bool:
+    """True if sPyNNaker (``pyNN.spiNNaker``) is installed."""
+    import importlib.util  # noqa: PLC0415
+
+    return importlib.util.find_spec("spynnaker") is not None
+
+
+def map_spinnaker(model: Model, inputs: Optional[np.ndarray] = None, *, dt_ms: float = 1.0,
+                  home: Optional[str] = None) -> SpinnakerMapping:
+    """Map ``model`` with sPyNNaker on a virtual SpiNNaker 1 board (no hardware).
+
+    Builds the same populations and projections as the NEST run (inhibitory weights as
+    magnitudes, as sPyNNaker wants), runs the tool chain for ``timesteps`` steps on a virtual
+    board (placement, routing, data generation; a virtual run returns no spikes) and reports
+    the placements, the routing tables and the 16-bit fixed-point weights sPyNNaker would
+    load, checked against our integer weights.
+    """
+    check_supported(model)
+    if not spynnaker_available():
+        raise ToolMissing("sPyNNaker is not installed; install it with: "
+                          "pip install 'sPyNNaker==1!7.4.1'")
+    x = np.zeros((1, model.timesteps, model.input_size), dtype=np.int64)
+    x[0, 0, :] = 1  # default input: every channel once (sPyNNaker rejects all-empty sources)
+    if inputs is not None:
+        x = check_input(model, inputs)
+        x = x[None] if x.ndim == 2 else x[:1]
+    timeline = Timeline(model.timesteps, len(model.layers), _FLUSH_STEPS)
+    plan = InputPlan.for_model(model)
+    raster = plan.source_raster(x[0])
+    times = [timeline.source_step(0, np.nonzero(raster[:, s])[0]) * dt_ms
+             for s in range(plan.n_sources)]
+    with _spynnaker_home(home), _quiet():
+        import warnings  # noqa: PLC0415
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pyNN.spiNNaker as sim  # noqa: PLC0415
+            from spynnaker.pyNN.data import SpynnakerDataView  # noqa: PLC0415
+        sim.setup(timestep=dt_ms)
+        try:
+            net = build(sim, model, times, dt_ms, timeline, 1, inhibitory_sign=1.0)
+            sim.run(timeline.period * dt_ms)
+            placements = [(pl.vertex.label or "", pl.x, pl.y, pl.p)
+                          for pl in SpynnakerDataView.iterate_placemements()]
+            tables = SpynnakerDataView.get_uncompressed()
+            per_chip = [t.number_of_entries for t in tables.routing_tables]
+            checks = [_weight_check(model.layers[li], pop, net.params[li], net.projections[li],
+                                    li == 0, plan)
+                      for li, pop in enumerate(net.populations)]
+        finally:
+            sim.end()
+            # sPyNNaker leaves an at-exit hook that writes into the report folder, which the
+            # temporary HOME removes when this block ends; the run is over, so drop the hook.
+            import atexit  # noqa: PLC0415
+            from spinn_utilities.data.utils_data_writer import UtilsDataWriter  # noqa: PLC0415
+            atexit.unregister(UtilsDataWriter.write_errored_file)
+    ours = [p for p in placements if not p[0].startswith("SYSTEM")]
+    return SpinnakerMapping(
+        placements=ours, cores_used=len(ours), chips_used=len({(p[1], p[2]) for p in ours}),
+        routing_entries=int(sum(per_chip)), max_routing_entries_per_chip=int(max(per_chip, default=0)),
+        weights=checks)
+
+
+def _weight_check(layer: Layer, pop: Any, params: CellParameters, projections: tuple[Any, Any],
+                  first: bool, plan: InputPlan) -> LayerWeightCheck:
+    vertex = pop._vertex  # sPyNNaker's application vertex (no public accessor)
+    shifts = [int(s) for s in vertex.get_ring_buffer_shifts()]
+    scales = [float(s) for s in vertex.get_weight_scales(shifts)]
+    w = layer.weights.integer_matrix().astype(np.float64)
+    if first:
+        w = w[plan.rows] * plan.scale[:, None]
+    unit = params.weight_gain * 2.0 ** layer.weights.exp  # nA per integer weight unit
+    max_fixed, max_err = 0, 0.0
+    exact = True
+    for syn_type, mask in ((0, w > 0), (1, w < 0)):
+        mag = np.abs(w[mask]) * unit
+        if mag.size == 0:
+            continue
+        fixed = np.round(mag * scales[syn_type])
+        max_fixed = max(max_fixed, int(fixed.max()))
+        back = fixed / scales[syn_type] / unit
+        err = np.abs(back - np.abs(w[mask]))
+        max_err = max(max_err, float(err.max()))
+        exact &= bool(np.all(np.round(back) == np.abs(w[mask]))) and fixed.max() <= 65535
+    return LayerWeightCheck(layer=pop.label, ring_buffer_shifts=shifts, weight_scales=scales,
+                            max_fixed=max_fixed, max_error_units=max_err, exact=bool(exact))
+
+
+__all__ += ["LayerWeightCheck", "SpinnakerMapping", "map_spinnaker", "spynnaker_available"]

@@ -183,7 +183,7 @@ def load_nir(path: str | Path, **kwargs: Any) -> Model:
 def from_nir(graph: Any, *, use_sidecar: bool = True, dt: Optional[float] = None,
              timesteps: int = 16, input_kind: str = "spikes", input_scale: float = 1.0,
              input_max_abs: int = 1, reset: str = "zero", decoding: str = "spike_count",
-             name: str = "nir") -> Model:
+             name: str = "nir", source: str = "nir") -> Model:
     """A ``nir.NIRGraph`` as an integer :class:`Model`.
 
     With an EdgeSpike sidecar (and ``use_sidecar``) the model is rebuilt exactly and checked
@@ -196,6 +196,9 @@ def from_nir(graph: Any, *, use_sidecar: bool = True, dt: Optional[float] = None
             ``input_scale`` float units and ``|x| <= input_max_abs``.
         reset: ``"zero"`` or ``"subtract"`` (snnTorch's default is subtract, Norse's zero).
         decoding: how the output layer becomes a prediction.
+        source: ``"nir"`` (NIR's documented meaning, which snnTorch follows) or ``"norse"``:
+            Norse 1.1 writes ``tau = dt / tau_inv`` (``dt`` times the real time constant) and
+            adds its input to the current with gain ``w_in``.
     """
     meta = getattr(graph, "metadata", None) or {}
     if use_sidecar and SIDECAR_KEY in meta:
@@ -203,9 +206,11 @@ def from_nir(graph: Any, *, use_sidecar: bool = True, dt: Optional[float] = None
     if dt is None:
         raise ModelError("this NIR graph has no EdgeSpike sidecar: pass dt= (the exporter's step "
                          "in seconds: snnTorch writes 1e-4, Norse 1e-3) to quantize it")
+    if source not in ("nir", "norse"):
+        raise ModelError(f"unknown NIR source convention {source!r}; use 'nir' or 'norse'")
     return _quantize_graph(graph, dt=dt, timesteps=timesteps, input_kind=input_kind,
                            input_scale=input_scale, input_max_abs=input_max_abs, reset=reset,
-                           decoding=decoding, name=name)
+                           decoding=decoding, name=name, source=source)
 
 
 def _weights_from(arr: np.ndarray, meta: dict[str, Any], where: str) -> Weights:
@@ -307,7 +312,7 @@ def _decay(tau: float, dt: float) -> int:
 
 def _quantize_graph(graph: Any, *, dt: float, timesteps: int, input_kind: str,
                     input_scale: float, input_max_abs: int, reset: str, decoding: str,
-                    name: str) -> Model:
+                    name: str, source: str = "nir") -> Model:
     nir = _nir()
     chain = _chain(graph)
     layers: list[Layer] = []
@@ -335,7 +340,8 @@ def _quantize_graph(graph: Any, *, dt: float, timesteps: int, input_kind: str,
                 raise ModelError(f"{where}: a neuron node must follow an Affine/Linear node")
             layers.append(_quantize_layer(node, pending, dt, reset, where,
                                           first=not layers, input_kind=input_kind,
-                                          input_scale=input_scale, input_max_abs=input_max_abs))
+                                          input_scale=input_scale, input_max_abs=input_max_abs,
+                                          source=source))
             pending = None
             continue
         raise ModelError(f"{where}: {type(node).__name__} is not supported by the NIR import "
@@ -353,17 +359,19 @@ def _quantize_graph(graph: Any, *, dt: float, timesteps: int, input_kind: str,
 
 def _quantize_layer(node: Any, pending: tuple[np.ndarray, np.ndarray], dt: float, reset: str,
                     where: str, *, first: bool, input_kind: str, input_scale: float,
-                    input_max_abs: int) -> Layer:
+                    input_max_abs: int, source: str = "nir") -> Layer:
     nir = _nir()
     w, b = pending
     size = w.shape[1]
+    tau_unit = 1.0 / dt if source == "norse" else 1.0  # Norse's taus are dt * tau
     if isinstance(node, nir.CubaLIF):
-        tau_syn = np.asarray(node.tau_syn, dtype=np.float64) * np.ones(size)
-        tau_mem = np.asarray(node.tau_mem, dtype=np.float64) * np.ones(size)
-        g_u = np.asarray(node.w_in, dtype=np.float64) * dt / tau_syn
+        tau_syn = np.asarray(node.tau_syn, dtype=np.float64) * np.ones(size) * tau_unit
+        tau_mem = np.asarray(node.tau_mem, dtype=np.float64) * np.ones(size) * tau_unit
+        w_in = np.asarray(node.w_in, dtype=np.float64) * np.ones(size)
+        g_u = w_in if source == "norse" else w_in * dt / tau_syn
         du = _decay(_one_value(tau_syn, "tau_syn", where), dt)
     else:
-        tau_mem = np.asarray(node.tau, dtype=np.float64) * np.ones(size)
+        tau_mem = np.asarray(node.tau, dtype=np.float64) * np.ones(size) * tau_unit
         g_u = np.ones(size)
         du = 4096
     g_v = np.asarray(node.r, dtype=np.float64) * dt / tau_mem
@@ -394,6 +402,9 @@ def _quantize_layer(node: Any, pending: tuple[np.ndarray, np.ndarray], dt: float
         if vth.max() <= VTH_MAX and worst < A_IN_LIMIT:
             break
         unit /= 2.0
+    if vth.min() < 1:
+        raise ModelError(f"{where}: a threshold rounds to 0 at the int8 weight scale "
+                         "(weights far larger than the threshold); check dt and the source convention")
     vth = np.clip(vth, 0, VTH_MAX)
     bias_int = np.round(bias_v * unit * 64.0).astype(np.int64)
     bias_exp = 0
