@@ -135,14 +135,14 @@ class Trainer:
             self.history.train_acc.append(correct / len(x))
             acc = evaluate(self.model, x_val, y_val) if x_val is not None else self.history.train_acc[-1]
             self.history.val_acc.append(acc)
-            if acc > best_acc:
-                best_acc, since_best = acc, 0
+            # a tie keeps the later (further trained) weights; only a gain resets the patience
+            since_best = 0 if acc > best_acc else since_best + 1
+            if acc >= best_acc:
+                best_acc = acc
                 best_state = copy.deepcopy(self.model.state_dict())
                 self.history.best_epoch, self.history.best_val_acc = epoch, acc
                 if cfg.checkpoint is not None:
                     self.save(cfg.checkpoint)
-            else:
-                since_best += 1
             log.info("epoch %d loss %.4f val %.4f (%.2f s)", epoch, self.history.train_loss[-1], acc,
                      self.history.seconds[-1])
             if bar is not None:
