@@ -17,6 +17,7 @@ from edgespike.backends import pynn, spinnaker2
 from edgespike.errors import ModelError, ToolMissing
 from edgespike.model import Layer, Model, Neurons, Weights
 from edgespike.sim import reference
+from relu_mlp import train_relu_mlp
 
 COUNT_TOLERANCE = 1
 
@@ -149,19 +150,8 @@ def _digits_snn(timesteps: int = 16) -> tuple[Model, np.ndarray, np.ndarray]:
     x, y = digits.data.astype(np.int64), digits.target
     order = np.random.default_rng(0).permutation(len(y))
     train, test = order[:1437], order[1437:]
-    mlp = torch.nn.Sequential(torch.nn.Linear(64, 48, bias=False), torch.nn.ReLU(),
-                              torch.nn.Linear(48, 10, bias=False))
-    xt = torch.tensor(x / 16.0, dtype=torch.float32)
-    yt = torch.tensor(y)
-    opt = torch.optim.Adam(mlp.parameters(), lr=1e-2)
-    for _ in range(80):
-        loss = torch.nn.functional.cross_entropy(mlp(xt[train]), yt[train])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    mlp, lam1, lam2 = train_relu_mlp(x, y, train, hidden=48, epochs=80)
     with torch.no_grad():
-        lam1 = float(torch.relu(mlp[0](xt[train])).quantile(0.99))
-        lam2 = float(mlp(xt[train]).quantile(0.99))
         w1 = (mlp[0].weight / lam1).numpy().T
         w2 = (mlp[2].weight * lam1 / lam2).numpy().T
     layers = []

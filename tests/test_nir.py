@@ -14,6 +14,7 @@ from edgespike.errors import ModelError  # noqa: E402
 from edgespike.model import Layer, Model, Neurons, Weights, load, save, to_bytes  # noqa: E402
 from edgespike.model import nir as enir  # noqa: E402
 from edgespike.sim import reference  # noqa: E402
+from relu_mlp import train_relu_mlp  # noqa: E402
 
 
 def _models() -> dict[str, Model]:
@@ -108,18 +109,7 @@ def test_snntorch_digits_import_within_one_percent(tmp_path) -> None:
     x, y, spikes, train, test = _digits(steps)
     # a ReLU MLP trained in a second, converted to snnTorch Leaky neurons (per-neuron
     # parameter tensors, as the exporter needs); snnTorch's own run is the reference
-    mlp = torch.nn.Sequential(torch.nn.Linear(64, hidden, bias=False), torch.nn.ReLU(),
-                              torch.nn.Linear(hidden, 10, bias=False))
-    xt, yt = torch.tensor(x / 16.0, dtype=torch.float32), torch.tensor(y)
-    opt = torch.optim.Adam(mlp.parameters(), lr=1e-2)
-    for _ in range(60):
-        loss = torch.nn.functional.cross_entropy(mlp(xt[train]), yt[train])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        lam1 = float(torch.relu(mlp[0](xt[train])).quantile(0.99))
-        lam2 = float(mlp(xt[train]).quantile(0.99))
+    mlp, lam1, lam2 = train_relu_mlp(x, y, train, hidden=hidden, epochs=60)
     net = torch.nn.Sequential(
         torch.nn.Linear(64, hidden, bias=False),
         snn.Leaky(beta=torch.full((hidden,), 0.9), threshold=torch.ones(hidden), init_hidden=True),

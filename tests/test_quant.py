@@ -14,12 +14,7 @@ from edgespike.quant import QuantSNN, WeightQuantizer, calibration_loss, export,
 from edgespike.sim import reference
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _exact(q: QuantSNN, x: torch.Tensor) -> None:

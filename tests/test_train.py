@@ -16,12 +16,7 @@ from edgespike.train import TrainConfig, Trainer, convert_ann, evaluate, load_ch
 from edgespike.train.pipeline import prepare
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
