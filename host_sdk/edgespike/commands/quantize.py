@@ -19,6 +19,9 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--input-max-abs", type=int, default=127, help="integer input range for direct encoding")
     p.add_argument("--out", type=Path, default=Path("model.esm"), help="model blob path")
+    p.add_argument("--test-out", type=Path, default=None, metavar="NPZ",
+                   help="also write the test set as the model's integer input (.npz with 'inputs' and "
+                        "'labels'), ready for 'edgespike run' and 'edgespike parity'")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads for torch (small SNNs run fastest on one)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
@@ -51,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
     model = export(q, data.timesteps, name=f"{meta['dataset']}-{args.mode}", labels=data.labels,
                    encoder=data.encoder)
     save(model, args.out)
+    if args.test_out is not None:
+        np.savez_compressed(args.test_out, inputs=q.integer_input(data.x_test).numpy().astype(np.int32),
+                            labels=data.y_test.numpy().astype(np.int64))
     pred_q = q.predict(data.x_test)
     pred_ref = reference.predict(model, q.integer_input(data.x_test).numpy())
     y = data.y_test.numpy()
@@ -63,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         "weight_bytes": model.weight_bytes(), "fp32_weight_bytes": model.fp32_weight_bytes(),
         "compression": model.fp32_weight_bytes() / max(1, model.weight_bytes()),
         "timesteps": model.timesteps, "input_kind": model.input_kind,
+        "test_inputs": str(args.test_out) if args.test_out is not None else None,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
