@@ -1,0 +1,113 @@
+"""``edgespike profile``: counters to time, memory and energy for any model on any device."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from edgespike.commands._common import (
+    DEVICE_HELP, HelpFormatter, add_device_options, add_json_option, emit, load_inputs,
+    open_device_from_args, progress_printer,
+)
+
+DESCRIPTION = """\
+Deploy a model blob to a device, run inputs on it and on the numpy reference, and report per
+layer and in total: input events, SynOps, neuron updates, spikes, cycles (DWT on a real core,
+instructions under QEMU -icount on the emulated one), latency at the board's clock, the flash
+and RAM the model and firmware take, and the energy per inference for every target model:
+Cortex-M4/M7 from datasheet current per MHz (STM32L4, STM32H7, nRF52840), Loihi 2 and
+SpiNNaker 2 from energy per SynOp / neuron update, the 45 nm per-operation model (Horowitz,
+ISSCC 2014); plus the same network as an int8 ANN (MACs, CMSIS-NN-class cost) and the SNN/ANN
+energy ratio. docs/profile.md cites every figure.
+
+--backend lava|pynn|core|reference takes the SynOp / neuron-update / spike counts for the
+neuromorphic and per-op targets from a run on that back-end (counts derived from its spike
+rasters, by the rules of docs/SEMANTICS.md, when it returns none; the report says so).
+
+""" + DEVICE_HELP
+
+EPILOG = """\
+examples:
+  edgespike profile model.esm inputs.npz --board mps2-an386
+  edgespike profile model.esm inputs.npz --port /dev/ttyACM0 --json
+  edgespike profile model.esm inputs.npz --board mps2-an386 --backend lava --plot plots/
+  edgespike profile model.esm --board mps2-an386 --random 20 --rate 0.1
+  edgespike profile model.esm inputs.npz --board mps2-an386 --targets my_board.toml
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``profile`` verb."""
+    p = sub.add_parser("profile", help="counters, latency, memory and energy per inference",
+                       description=DESCRIPTION, epilog=EPILOG, formatter_class=HelpFormatter)
+    p.add_argument("model", help="model blob (.esm)")
+    p.add_argument("inputs", nargs="?", help=".npy / .npz integer inputs (with optional labels)")
+    p.add_argument("--count", type=int, default=0, metavar="N",
+                   help="profile only the first N inputs (default all)")
+    p.add_argument("--random", type=int, default=0, metavar="N",
+                   help="without INPUTS: N random inputs (spikes at --rate, or uniform values)")
+    p.add_argument("--rate", type=float, default=0.1, help="spike probability per step and "
+                   "input for --random (default 0.1)")
+    p.add_argument("--backend", choices=("reference", "core", "lava", "pynn"),
+                   help="counter source for the neuromorphic / per-op targets (default: the "
+                   "device's own counters)")
+    p.add_argument("--targets", type=Path, metavar="TOML",
+                   help="extra energy targets (TOML tables, same form as the built-in table)")
+    p.add_argument("--only", nargs="+", metavar="TARGET", help="report only these targets")
+    p.add_argument("--ann-passes", type=int, metavar="N",
+                   help="forward passes of the ANN baseline per inference (default: 1 for inputs "
+                   "constant over time, else one per time step)")
+    p.add_argument("--plot", type=Path, metavar="DIR",
+                   help="write raster.png and energy_per_layer.png into DIR")
+    add_device_options(p)
+    add_json_option(p)
+    p.set_defaults(func=run)
+
+
+def _random_inputs(model, n: int, rate: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    shape = (n, model.timesteps, model.input_size)
+    if model.input_kind == "spikes":
+        return (rng.random(shape) < rate).astype(np.int64)
+    return rng.integers(-model.input_max_abs, model.input_max_abs + 1, shape)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Profile; exit 1 when the device disagrees with the reference."""
+    from edgespike.errors import InputError
+    from edgespike.model import load
+    from edgespike.profile import format_report, load_targets, profile_device
+
+    model = load(args.model)
+    labels = None
+    if args.inputs:
+        inputs, labels = load_inputs(args.inputs)
+    elif args.random > 0:
+        inputs = _random_inputs(model, args.random, args.rate)
+    else:
+        raise InputError("give INPUTS (.npy / .npz) or --random N")
+    if args.count:
+        inputs = inputs[: args.count]
+        labels = labels[: args.count] if labels is not None else None
+    targets = load_targets(args.targets)
+    if args.only:
+        missing = [t for t in args.only if t not in targets]
+        if missing:
+            raise InputError(f"unknown target(s) {', '.join(missing)}; known: {', '.join(targets)}")
+        targets = {k: v for k, v in targets.items() if k in args.only}
+    with open_device_from_args(args) as dev:
+        report, _, ref = profile_device(
+            model, inputs, dev, targets, labels=labels, backend=args.backend,
+            ann_passes=args.ann_passes,
+            progress=progress_printer("running on the device", not args.json))
+    if not args.inputs:
+        report.notes.append(f"inputs are {args.random} random inputs (not data)")
+    if args.plot:
+        from edgespike.profile.plots import report_plots
+
+        made = report_plots(report, args.plot, inputs[0], ref[0].spikes, model.input_kind)
+        report.notes.append("plots: " + ", ".join(str(p) for p in made))
+    emit(args, report.as_dict(), lambda: print(format_report(report)))
+    ok = report.predictions_equal and report.counters_vs_reference.equal
+    return 0 if ok else 1
