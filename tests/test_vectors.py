@@ -124,3 +124,28 @@ def test_model_blob_bytes_inside_a_chunk_frame_survive():
     back.ParseFromString(decode_frame(encode_frame(frame.SerializeToString())))
     assert back.model_chunk.data == blob
     assert base64.b64decode(json_format.MessageToDict(back)["modelChunk"]["data"]) == blob
+
+
+def test_c_link_tests_hold_the_same_stream_vectors():
+    """firmware/link/tests/test_link.c decodes and encodes copies of the streaming vectors:
+    they must be the bytes of frames.json."""
+    import re
+
+    src = (VECTORS.parents[1] / "firmware" / "link" / "tests" / "test_link.c").read_text()
+    copies = dict(re.findall(r'\{"(\w+)", "([0-9a-f]+)"\}', src))
+    by_name = {c["name"]: c["payload_hex"] for c in FRAMES["frames"]}
+    assert len(copies) >= 5
+    for name, hexstr in copies.items():
+        assert by_name[name] == hexstr, f"test_link.c's copy of {name} differs from frames.json"
+    for name in ("event_batch_events", "output_batch_credit", "output_batch_decisions",
+                 "stream_start_raw"):
+        assert name in copies
+
+
+def test_stream_vectors_decode_in_python():
+    frames = {c["name"]: c for c in FRAMES["frames"]}
+    b = pb.Frame.FromString(bytes.fromhex(frames["event_batch_events"]["payload_hex"])).event_batch
+    assert (b.batch_seq, b.first_step, b.n_steps, list(b.events)) == (1, 0, 3, [1, 0x10000, 0x20003])
+    o = pb.Frame.FromString(bytes.fromhex(frames["output_batch_decisions"]["payload_hex"]))
+    d = o.output_batch.decisions[0]
+    assert (o.seq, o.output_batch.credit_limit, d.end_step, list(d.scores)) == (20, 9, 11, [2, 5, -3])

@@ -121,6 +121,9 @@ typedef struct {
     es_layer_t layers[ES_MAX_LAYERS];
     uint32_t crc32;                /* content hash */
     uint32_t blob_len;
+    /* (added for streaming; additive) Model.stream_window / stream_hop, 0 when absent */
+    uint16_t stream_window;
+    uint16_t stream_hop;
 } es_model_t;
 
 /* Per-layer work of one inference (docs/SEMANTICS.md, "Counters"). */

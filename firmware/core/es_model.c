@@ -385,6 +385,11 @@ es_status_t es_model_parse(es_model_t *m, const uint8_t *blob, uint32_t len, es_
     m->timesteps = (uint16_t)pm.timesteps;
     m->decoding = (es_decoding_t)pm.decoding;
     m->dt_us = pm.dt_us;
+    if (pm.stream_window > 65535u || pm.stream_hop > 65535u) {
+        return es_error_set(err, ES_ERR_MODEL_INVALID, 0, "stream_window/stream_hop above 65535");
+    }
+    m->stream_window = (uint16_t)pm.stream_window;
+    m->stream_hop = (uint16_t)pm.stream_hop;
     m->n_layers = ctx.count;
     m->crc32 = actual;
     m->blob_len = len;

@@ -20,6 +20,7 @@
 #include "edgespike.pb.h"
 #include "es_engine.h"
 #include "es_frame.h"
+#include "es_stream.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -48,6 +49,19 @@ extern "C" {
 #define ES_MAX_INPUT_ITEMS 4096u
 #define ES_MAX_SCORES 256u
 #define ES_MAX_OUTPUT_EVENTS 1024u
+/* Streaming (FRAMING.md "Streaming"): the device queues at most ES_STREAM_SLOTS EventBatches
+ * (the host's credit), each of at most ES_STREAM_BATCH_STEPS steps and ES_STREAM_BATCH_ITEMS
+ * items; an OutputBatch carries at most ES_STREAM_MAX_DECISIONS decisions. */
+#ifndef ES_STREAM_SLOTS
+#define ES_STREAM_SLOTS 8u
+#endif
+#define ES_STREAM_BATCH_STEPS 256u
+#define ES_STREAM_BATCH_ITEMS 1024u
+#define ES_STREAM_MAX_DECISIONS 4u
+/* Default stall timeout: no EventBatch for this long with nothing queued ends a stream. */
+#define ES_STREAM_IDLE_TIMEOUT_MS 2000u
+/* es_link_poll's answer when nothing is scheduled: sleep until bytes arrive. */
+#define ES_LINK_IDLE 0xFFFFFFFFu
 
 /* ---- What the port provides --------------------------------------------------------------- */
 typedef struct {
@@ -60,7 +74,51 @@ typedef struct {
     uint32_t clock_hz;
     uint32_t flash_bytes;           /* firmware image size (text + data), 0 if unknown */
     uint32_t ram_bytes;             /* static RAM (data + bss), 0 if unknown */
+    /* (added for streaming) cycles counter units per microsecond: 1000 when it counts ns
+     * (host, QEMU -icount shift=0); 0: no clock, streams run free (no pacing, no stall) */
+    uint32_t cycles_per_us;
 } es_port_t;
+
+/* One queued EventBatch: its steps' input, copied out of the request. */
+typedef struct {
+    uint32_t batch_seq;
+    uint32_t n_steps;
+    uint32_t n_items;
+    uint64_t arrival;      /* device clock when it arrived */
+    uint64_t host_time_us; /* EventBatch.host_time_us */
+    uint32_t items[ES_STREAM_BATCH_ITEMS]; /* events, or values / samples as int32 bits */
+} es_batch_t;
+
+/* An open stream: queue, pacing, sequence numbers, the OutputBatch being filled. */
+typedef struct {
+    bool open;
+    bool free_run;
+    bool record_spikes;
+    uint32_t req_seq;        /* seq of the StreamStart: unsolicited OutputBatches carry it */
+    uint32_t next_batch_seq; /* the batch_seq expected next */
+    uint32_t next_step;      /* first_step expected next */
+    uint32_t acked_seq;      /* every batch up to this one has run */
+    uint32_t out_seq;        /* OutputBatches sent */
+    uint32_t items_received;
+    uint32_t batches_received;
+    uint32_t stalls;         /* paced: steps run more than a period after they were due */
+    bool clock_started;      /* paced: the schedule starts at the first batch's arrival */
+    uint32_t step_us;        /* 0: free-running */
+    uint64_t period;         /* step period in cycles */
+    uint64_t t0;             /* paced: device clock when step 0 was due */
+    uint64_t last_rx;        /* device clock of the last EventBatch (or the start) */
+    uint64_t idle_timeout;   /* cycles */
+    es_batch_t q[ES_STREAM_SLOTS];
+    uint8_t q_head, q_count;
+    uint32_t q_step;         /* next step of the head batch */
+    uint32_t q_item;         /* next item of the head batch */
+    bool flush;              /* an OutputBatch is due */
+    es_stream_t engine;
+    int32_t thresholds[ES_STREAM_MAX_CHANNELS];
+    uint16_t step_idx[ES_STREAM_BATCH_ITEMS]; /* one step's event indices */
+    int64_t scores[ES_MAX_SCORES];
+    edgespike_OutputBatch out; /* being filled */
+} es_link_stream_t;
 
 /* A model slot: the blob bytes, its parsed view, its engine and state arena. */
 typedef struct {
@@ -88,6 +146,7 @@ typedef struct {
     uint32_t up_received;  /* next expected offset */
     edgespike_Stats stats;
     es_error_t err;        /* scratch for the engine's error reports */
+    es_link_stream_t stream; /* (added for streaming) */
 } es_link_t;
 
 /* Set up a link (it is large: give it static storage). Resets everything. */
@@ -98,6 +157,15 @@ void es_link_rx(es_link_t *l, const uint8_t *data, size_t n);
 
 /* Forget a partly received frame (e.g. a new connection starts). The model stays. */
 void es_link_resync(es_link_t *l);
+
+/* Streaming work: runs the steps that are due (at most one per call) and sends the
+ * OutputBatches they produce; ends a stalled stream. Returns microseconds until it has
+ * work again (0: call again at once; ES_LINK_IDLE: nothing scheduled, sleep until bytes
+ * arrive). A port calls it in its main loop, between received chunks. */
+uint32_t es_link_poll(es_link_t *l);
+
+/* The connection is gone (a port that can tell): ends an open stream. The model stays. */
+void es_link_disconnected(es_link_t *l);
 
 /* The port counts bytes it lost (e.g. a UART overrun); reported in Stats. */
 void es_link_note_rx_overrun(es_link_t *l, uint32_t lost);

@@ -62,3 +62,37 @@ class EmulatorError(DeviceError):
 
 class InputError(EdgeSpikeError):
     """An inference input does not match the model (shape, range, event index or step)."""
+
+
+class StreamError(DeviceError):
+    """A live stream (``Device.stream``) failed."""
+
+
+class StreamInterrupted(StreamError):
+    """The link dropped (or the device went silent) in the middle of a stream.
+
+    Attributes:
+        last_acked_seq: the last ``EventBatch.batch_seq`` the device acknowledged as run:
+            every step up to that batch was processed and its decisions delivered.
+        last_sent_seq: the last batch sent (batches after ``last_acked_seq`` may be lost).
+    """
+
+    def __init__(self, message: str, last_acked_seq: int, last_sent_seq: int = 0) -> None:
+        super().__init__(f"{message} (last acknowledged batch {last_acked_seq}, last sent "
+                         f"{last_sent_seq}); reconnect and start a new stream from there")
+        self.last_acked_seq = last_acked_seq
+        self.last_sent_seq = last_sent_seq
+
+
+class StreamGap(StreamError):
+    """A sequence gap in a stream: batches or outputs were lost on the link.
+
+    Attributes:
+        expected: the sequence number that should have come.
+        got: the one that came (0 when the device reported the gap).
+    """
+
+    def __init__(self, message: str, expected: int, got: int = 0) -> None:
+        super().__init__(f"{message} (expected {expected}, got {got})")
+        self.expected = expected
+        self.got = got

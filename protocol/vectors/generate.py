@@ -94,6 +94,48 @@ def _message_cases() -> list[tuple[str, Any]]:
         ("model_chunk_zeros", _frame(13, model_chunk={
             "offset": 0, "data": json_format.MessageToDict(
                 pb.ModelChunk(data=bytes(16)))["data"]})),
+    ] + _stream_cases()
+
+
+def _stream_cases() -> list[tuple[str, Any]]:
+    """Streaming (FRAMING.md "Streaming"): StreamStart, EventBatch, OutputBatch, StreamStop.
+    firmware/link/tests/test_link.c checks the ones it names against its own encoder and
+    decoder (tests/test_vectors.py keeps the copies there identical)."""
+    return [
+        ("stream_start", _frame(20, stream_start={
+            "window": 12, "hop": 4, "step_us": 10000, "record_spikes": True,
+            "idle_timeout_ms": 500})),
+        ("stream_start_raw", _frame(21, stream_start={
+            "free_run": True, "raw_samples": True, "delta_thresholds": [3, 5, 120]})),
+        ("event_batch_events", _frame(22, event_batch={
+            "batch_seq": 1, "first_step": 0, "n_steps": 3,
+            "events": [0x00000001, 0x00010000, 0x00020003],
+            "host_time_us": "1700000000000000"})),
+        ("event_batch_values", _frame(23, event_batch={
+            "batch_seq": 2, "first_step": 3, "n_steps": 1, "values": [5, -7, 0, 50]})),
+        ("event_batch_samples", _frame(24, event_batch={
+            "batch_seq": 1, "first_step": 0, "n_steps": 2, "samples": [100, -100, 101, -97]})),
+        ("output_batch_credit", _frame(20, output_batch={
+            "out_seq": 1, "credit_limit": 8, "device_time": "123456789", "window": 12,
+            "hop": 4, "step_us": 10000, "max_batch_steps": 256, "max_batch_items": 1024})),
+        ("output_batch_decisions", _frame(20, output_batch={
+            "out_seq": 2, "acked_seq": 1, "credit_limit": 9,
+            "decisions": [{"index": 0, "end_step": 11, "prediction": 1,
+                           "scores": ["2", "5", "-3"], "device_time": "2000",
+                           "input_time": "1500", "host_time_us": "1700000000000000"}],
+            "output_spikes": [0x00000001, 0x00020000], "device_time": "2100",
+            "steps_run": 12, "items_received": 30, "batches_received": 1,
+            "spikes_first_step": 10})),
+        ("output_batch_final", _frame(25, output_batch={
+            "out_seq": 3, "acked_seq": 1, "credit_limit": 9, "final": True, "stalls": 2})),
+        ("stream_stop", _frame(25, stream_stop={})),
+        ("error_stream_gap", _frame(26, error={"code": "ERR_STREAM_GAP",
+                                               "message": "EventBatch out of sequence",
+                                               "detail": 2})),
+        ("stats_stream", _frame(27, stats={
+            "frames_ok": 10, "runs": 1, "stream_batches": 160, "stream_items": 1920,
+            "stream_steps": 320, "stream_decisions": 40, "streams_started": 2,
+            "streams_aborted": 1, "stream_gaps": 1})),
     ]
 
 

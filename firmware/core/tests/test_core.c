@@ -11,6 +11,7 @@
 #include "es_internal.h"
 #include "es_lif.h"
 #include "es_runner.h"
+#include "es_stream.h"
 #include "test_vectors.h"
 
 static unsigned g_pass, g_fail;
@@ -337,6 +338,63 @@ static void test_ternary_run(void)
     CHECK(st == ES_ERR_MODEL_CRC && contains(text, "content hash"));
 }
 
+/* Streaming: the integer delta encoder by hand, and per-window decisions = es_engine_run. */
+static es_stream_t g_stream;
+static void test_stream_core(void)
+{
+    static const int32_t thr[2] = {2, 3};
+    static const int32_t samples[4][2] = {{0, 0}, {2, -1}, {3, -3}, {-1, 5}};
+    int32_t ref[2] = {0, 0};
+    uint16_t out[4];
+    CHECK(es_delta_encode(2, thr, ref, samples[0], out) == 0);
+    CHECK(es_delta_encode(2, thr, ref, samples[1], out) == 1 && out[0] == 0);
+    CHECK(es_delta_encode(2, thr, ref, samples[2], out) == 1 && out[0] == 3);
+    CHECK(es_delta_encode(2, thr, ref, samples[3], out) == 2 && out[0] == 1 && out[1] == 2);
+    CHECK(ref[0] == 0 && ref[1] == 0);
+
+    es_model_t m;
+    es_engine_t e;
+    es_error_t err;
+    es_stream_cfg_t cfg;
+    CHECK(es_model_parse(&m, tv_int8_blob, (uint32_t)sizeof(tv_int8_blob), &err) == ES_OK);
+    CHECK(es_engine_init(&e, &m, g_arena, sizeof(g_arena), &err) == ES_OK);
+    memset(&cfg, 0, sizeof(cfg));
+    CHECK(es_stream_start(&g_stream, &e, &cfg, &err) == ES_OK);
+    CHECK(g_stream.window == m.timesteps && g_stream.hop == m.timesteps && !g_stream.sliding);
+    int64_t scores[3];
+    uint32_t decisions = 0;
+    for (uint32_t rep = 0; rep < 2; ++rep) {
+        uint32_t next = 0;
+        for (uint32_t t = 0; t < m.timesteps; ++t) {
+            uint16_t idx[64];
+            uint16_t n = 0;
+            es_decision_t d;
+            bool decided = false;
+            while (next < NELEM(tv_int8_events) && (tv_int8_events[next] >> 16) == t && n < 64u) {
+                idx[n++] = (uint16_t)(tv_int8_events[next++] & 0xFFFFu);
+            }
+            CHECK(es_stream_step(&g_stream, idx, n, NULL, NULL, scores, &d, &decided) == ES_OK);
+            CHECK(decided == (t + 1u == m.timesteps));
+            if (decided) {
+                CHECK(d.index == decisions && d.end_step == (rep + 1u) * m.timesteps - 1u);
+                CHECK(d.prediction == TV_INT8_PREDICTION);
+                CHECK(memcmp(scores, tv_int8_scores, sizeof(scores)) == 0);
+                decisions++;
+            }
+        }
+    }
+    CHECK(decisions == 2);
+    /* a hop beyond the window, and raw samples for a model that is not 2 x channels wide */
+    cfg.window = 4;
+    cfg.hop = 5;
+    CHECK(es_stream_start(&g_stream, &e, &cfg, &err) == ES_ERR_BAD_INPUT);
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.raw = true;
+    cfg.channels = 1;
+    cfg.thresholds = thr;
+    CHECK(es_stream_start(&g_stream, &e, &cfg, &err) == ES_ERR_BAD_INPUT);
+}
+
 int main(void)
 {
     test_crc32();
@@ -345,6 +403,7 @@ int main(void)
     test_parser();
     test_int8_run();
     test_ternary_run();
+    test_stream_core();
     printf("%u passed, %u failed\n", g_pass, g_fail);
     return g_fail == 0u ? 0 : 1;
 }

@@ -467,6 +467,268 @@ static void test_upload_and_run(void)
     run_example(53); /* runs during an open upload */
 }
 
+/* ---- streaming ------------------------------------------------------------------------- */
+/* Golden payloads from protocol/vectors/frames.json (tests/test_vectors.py checks that these
+ * copies equal the file): the decoder must read them, the encoder must write them. */
+static const char *const k_stream_vectors[][2] = {
+    {"event_batch_events", "08167a1608011803220701808004838008388080f9c0c1c48203"},
+    {"event_batch_samples", "08187a0e080118023208c801c701ca01c101"},
+    {"output_batch_credit", "08148201160801180830959aef3a500c580460904e688002708008"},
+    {"output_batch_decisions", "08148201320802100118092218100b18022203040a0528d00f30dc0b388080f9c0c1c482032a040180800830b410380c401e480190010a"},
+    {"stream_start_raw", "0815720a200130013a04060af001"},
+};
+
+static size_t unhex(const char *h, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    while (h[0] != '\0' && h[1] != '\0' && n < cap) {
+        unsigned hi = (unsigned)(h[0] <= '9' ? h[0] - '0' : h[0] - 'a' + 10);
+        unsigned lo = (unsigned)(h[1] <= '9' ? h[1] - '0' : h[1] - 'a' + 10);
+        out[n++] = (uint8_t)((hi << 4) | lo);
+        h += 2;
+    }
+    return n;
+}
+
+static int decode_vector(int k, edgespike_Frame *f)
+{
+    static uint8_t buf[256];
+    size_t n = unhex(k_stream_vectors[k][1], buf, sizeof(buf));
+    pb_istream_t is = pb_istream_from_buffer(buf, n);
+    memset(f, 0, sizeof(*f));
+    return pb_decode(&is, edgespike_Frame_fields, f) ? 1 : 0;
+}
+
+static int encodes_to(const edgespike_Frame *f, int k)
+{
+    static uint8_t want[256], got[512];
+    size_t n = unhex(k_stream_vectors[k][1], want, sizeof(want));
+    pb_ostream_t os = pb_ostream_from_buffer(got, sizeof(got));
+    if (!pb_encode(&os, edgespike_Frame_fields, f)) {
+        return 0;
+    }
+    return os.bytes_written == n && memcmp(got, want, n) == 0;
+}
+
+static void test_stream_vectors(void)
+{
+    static edgespike_Frame f;
+    /* decode */
+    CHECK(decode_vector(0, &f));
+    CHECK(f.seq == 22 && f.which_body == edgespike_Frame_event_batch_tag);
+    CHECK(f.body.event_batch.batch_seq == 1 && f.body.event_batch.n_steps == 3);
+    CHECK(f.body.event_batch.events_count == 3 && f.body.event_batch.events[2] == 0x00020003u);
+    CHECK(f.body.event_batch.host_time_us == 1700000000000000ull);
+    CHECK(encodes_to(&f, 0));
+    CHECK(decode_vector(1, &f));
+    CHECK(f.body.event_batch.samples_count == 4 && f.body.event_batch.samples[3] == -97);
+    CHECK(encodes_to(&f, 1));
+    CHECK(decode_vector(4, &f));
+    CHECK(f.which_body == edgespike_Frame_stream_start_tag && f.body.stream_start.raw_samples);
+    CHECK(f.body.stream_start.delta_thresholds_count == 3 &&
+          f.body.stream_start.delta_thresholds[2] == 120);
+    CHECK(encodes_to(&f, 4));
+    /* encode from scratch, as the device builds them */
+    memset(&f, 0, sizeof(f));
+    f.seq = 20;
+    f.which_body = edgespike_Frame_output_batch_tag;
+    f.body.output_batch.out_seq = 1;
+    f.body.output_batch.credit_limit = 8;
+    f.body.output_batch.device_time = 123456789u;
+    f.body.output_batch.window = 12;
+    f.body.output_batch.hop = 4;
+    f.body.output_batch.step_us = 10000;
+    f.body.output_batch.max_batch_steps = ES_STREAM_BATCH_STEPS;
+    f.body.output_batch.max_batch_items = ES_STREAM_BATCH_ITEMS;
+    CHECK(encodes_to(&f, 2));
+    memset(&f, 0, sizeof(f));
+    f.seq = 20;
+    f.which_body = edgespike_Frame_output_batch_tag;
+    {
+        edgespike_OutputBatch *o = &f.body.output_batch;
+        o->out_seq = 2;
+        o->acked_seq = 1;
+        o->credit_limit = 9;
+        o->decisions_count = 1;
+        o->decisions[0].index = 0;
+        o->decisions[0].end_step = 11;
+        o->decisions[0].prediction = 1;
+        o->decisions[0].scores_count = 3;
+        o->decisions[0].scores[0] = 2;
+        o->decisions[0].scores[1] = 5;
+        o->decisions[0].scores[2] = -3;
+        o->decisions[0].device_time = 2000;
+        o->decisions[0].input_time = 1500;
+        o->decisions[0].host_time_us = 1700000000000000ull;
+        o->output_spikes_count = 2;
+        o->output_spikes[0] = 0x00000001u;
+        o->output_spikes[1] = 0x00020000u;
+        o->device_time = 2100;
+        o->steps_run = 12;
+        o->items_received = 30;
+        o->batches_received = 1;
+        o->spikes_first_step = 10;
+    }
+    CHECK(encodes_to(&f, 3));
+}
+
+/* A fake clock (ns) for pacing and the stall timeout. */
+static uint64_t g_now_ns;
+static uint64_t fake_clock(void *ctx)
+{
+    (void)ctx;
+    return g_now_ns;
+}
+
+static void send_batch(uint32_t seq, uint32_t batch_seq, uint32_t first_step, uint32_t n_steps,
+                       const uint32_t *events, uint32_t n_events)
+{
+    new_req(seq, edgespike_Frame_event_batch_tag);
+    g_req.body.event_batch.batch_seq = batch_seq;
+    g_req.body.event_batch.first_step = first_step;
+    g_req.body.event_batch.n_steps = n_steps;
+    if (n_events > 0u) {
+        memcpy(g_req.body.event_batch.events, events, n_events * 4u);
+    }
+    g_req.body.event_batch.events_count = n_events;
+    send_req();
+}
+
+static void stream_start(uint32_t seq, bool free_run, uint32_t step_us)
+{
+    new_req(seq, edgespike_Frame_stream_start_tag);
+    g_req.body.stream_start.free_run = free_run;
+    g_req.body.stream_start.step_us = step_us;
+    g_req.body.stream_start.record_spikes = true;
+    send_req();
+    CHECK(take_responses() == 1);
+    CHECK(g_resp.seq == seq && g_resp.which_body == edgespike_Frame_output_batch_tag);
+    CHECK(g_resp.body.output_batch.out_seq == 1 && g_resp.body.output_batch.acked_seq == 0);
+    CHECK(g_resp.body.output_batch.credit_limit == ES_STREAM_SLOTS);
+    CHECK(g_resp.body.output_batch.window == 6 && g_resp.body.output_batch.hop == 6);
+}
+
+static void test_stream(void)
+{
+    static int64_t want_scores[2];
+    static uint32_t want_spikes[64];
+    uint32_t n_want_spikes, k, polls;
+    int32_t want_pred;
+    /* The batch run of the example (model_small: 6 steps, spike count): the reference. */
+    upload_small(60, 4096);
+    run_example(61);
+    want_pred = g_resp.body.run_result.prediction;
+    want_scores[0] = g_resp.body.run_result.scores[0];
+    want_scores[1] = g_resp.body.run_result.scores[1];
+    n_want_spikes = g_resp.body.run_result.output_spikes_count;
+    memcpy(want_spikes, g_resp.body.run_result.output_spikes, n_want_spikes * 4u);
+
+    /* No stream open: batches and stops are refused. */
+    send_batch(62, 1, 0, 1, NULL, 0);
+    expect_error(62, edgespike_ErrorCode_ERR_NOT_STREAMING);
+
+    /* Free-running: the example twice, each in two batches (steps 0..3, then 4..5 with
+     * the events (4 << 16 | 2), (5 << 16 | 3) rebased): two windows, each the batch run's
+     * decision and output spikes. */
+    {
+        static edgespike_Frame last;
+        uint32_t decisions = 0, acked = 0, outs = 0, n_spikes = 0;
+        uint32_t spikes[8];
+        static const uint32_t tail[2] = {(0u << 16) | 2u, (1u << 16) | 3u};
+        /* resend the two tails with their events: a new stream, same layout */
+        stream_start(70, true, 0);
+        for (k = 0; k < 2; k++) {
+            send_batch(71 + 2 * k, 1 + 2 * k, 6 * k, 4, k_example_events, 8);
+            send_batch(72 + 2 * k, 2 + 2 * k, 6 * k + 4, 2, tail, 2);
+        }
+        for (polls = 0; polls < 100 && es_link_poll(&g_link) == 0u; polls++) {
+            int n = take_responses();
+            outs += (uint32_t)n;
+            if (n > 0) {
+                last = g_resp;
+                CHECK(g_resp.which_body == edgespike_Frame_output_batch_tag && g_resp.seq == 70);
+                CHECK(g_resp.body.output_batch.out_seq == 1u + outs);
+                for (k = 0; k < g_resp.body.output_batch.decisions_count; k++) {
+                    const edgespike_Decision *d = &g_resp.body.output_batch.decisions[k];
+                    CHECK(d->index == decisions && d->end_step == 6u * decisions + 5u);
+                    CHECK(d->prediction == want_pred && d->scores_count == 2);
+                    CHECK(d->scores[0] == want_scores[0] && d->scores[1] == want_scores[1]);
+                    decisions++;
+                }
+                acked = g_resp.body.output_batch.acked_seq;
+                for (k = 0; k < g_resp.body.output_batch.output_spikes_count && n_spikes < 8u; k++) {
+                    uint32_t ev = g_resp.body.output_batch.output_spikes[k];
+                    spikes[n_spikes++] = ((g_resp.body.output_batch.spikes_first_step +
+                                           (ev >> 16)) << 16) | (ev & 0xFFFFu);
+                }
+            }
+        }
+        CHECK(polls == 12); /* one step per poll, then idle */
+        CHECK(decisions == 2 && acked == 4);
+        CHECK(last.body.output_batch.steps_run == 12 && last.body.output_batch.credit_limit == 12);
+        /* each window's output spikes, at stream steps, equal the batch run's */
+        CHECK(n_spikes == 2u * n_want_spikes);
+        for (k = 0; k < n_want_spikes && k < 4u; k++) {
+            CHECK(spikes[k] == want_spikes[k]);
+            CHECK(spikes[n_want_spikes + k] == want_spikes[k] + (6u << 16));
+        }
+    }
+    /* A gap: batch 5 expected, 6 sent. The stream ends. */
+    send_batch(80, 6, 12, 1, NULL, 0);
+    expect_error(80, edgespike_ErrorCode_ERR_STREAM_GAP);
+    CHECK(g_resp.body.error.detail == 5);
+    send_batch(81, 5, 12, 1, NULL, 0);
+    expect_error(81, edgespike_ErrorCode_ERR_NOT_STREAMING);
+
+    /* Credit: ES_STREAM_SLOTS batches queue without running; one more is refused. */
+    stream_start(82, true, 0);
+    for (k = 0; k < ES_STREAM_SLOTS; k++) {
+        send_batch(83 + k, 1 + k, k, 1, NULL, 0);
+    }
+    CHECK(take_responses() == 0);
+    send_batch(99, ES_STREAM_SLOTS + 1u, ES_STREAM_SLOTS, 1, NULL, 0);
+    expect_error(99, edgespike_ErrorCode_ERR_NO_CREDIT);
+
+    /* Another request ends an open stream (a final OutputBatch, then its answer). */
+    stream_start(100, true, 0);
+    new_req(101, edgespike_Frame_hello_tag);
+    send_req();
+    CHECK(take_responses() == 2 && g_resp.which_body == edgespike_Frame_device_info_tag);
+    new_req(102, edgespike_Frame_stats_request_tag);
+    send_req();
+    CHECK(take_responses() == 1 && g_resp.body.stats.streams_aborted == 3u);
+    CHECK(g_resp.body.stats.stream_gaps == 1u && g_resp.body.stats.streams_started == 3u);
+
+    /* Paced, with a clock: step k runs k periods after the first batch arrived; a silent
+     * host is dropped after the idle timeout. */
+    g_link.port.cycles = fake_clock;
+    g_link.port.cycles_per_us = 1000u;
+    g_now_ns = 5000000u;
+    stream_start(110, false, 1000);
+    send_batch(111, 1, 0, 3, NULL, 0);
+    CHECK(es_link_poll(&g_link) == 0u); /* step 0 runs at once */
+    CHECK(es_link_poll(&g_link) == 1000u); /* step 1 is due in 1 ms */
+    g_now_ns += 999000u;
+    CHECK(es_link_poll(&g_link) == 1u);
+    g_now_ns += 1000u;
+    CHECK(es_link_poll(&g_link) == 0u);
+    g_now_ns += 1000000u;
+    CHECK(es_link_poll(&g_link) == 0u); /* step 2: batch done, acknowledged */
+    CHECK(take_responses() == 1 && g_resp.body.output_batch.acked_seq == 1u);
+    CHECK(g_resp.body.output_batch.steps_run == 3u && g_resp.body.output_batch.stalls == 0u);
+    {
+        uint32_t wait = es_link_poll(&g_link);
+        CHECK(wait > 0u && wait <= ES_STREAM_IDLE_TIMEOUT_MS * 1000u);
+    }
+    g_now_ns += (uint64_t)ES_STREAM_IDLE_TIMEOUT_MS * 1000000u;
+    CHECK(es_link_poll(&g_link) == ES_LINK_IDLE);
+    CHECK(take_responses() == 1 && g_resp.body.output_batch.final);
+    CHECK(es_link_poll(&g_link) == ES_LINK_IDLE);
+    g_link.port.cycles = NULL;
+    g_link.port.cycles_per_us = 0u;
+    run_example(120); /* back to idle, serving runs */
+}
+
 static void test_fuzz(void)
 {
     static uint8_t chunk[512];
@@ -577,6 +839,8 @@ int main(void)
     test_frames();
     test_upload_errors();
     test_upload_and_run();
+    test_stream_vectors();
+    test_stream();
     test_fuzz();
     printf("test_link: %s (%d failures)\n", g_fail == 0 ? "OK" : "FAILED", g_fail);
     return g_fail == 0 ? 0 : 1;

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/select.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +140,7 @@ int main(int argc, char **argv)
     p.board = "host";
     p.core = ES_HOST_CORE;
     p.clock_hz = 1000000000u; /* the counter's rate: nanoseconds */
+    p.cycles_per_us = 1000u;
     es_link_init(&g_link, &p);
 
     while (!g_stop) {
@@ -154,7 +156,28 @@ int main(int argc, char **argv)
         setsockopt(conn.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         es_link_resync(&g_link);
         while (!g_stop && !conn.broken) {
-            ssize_t n = recv(conn.fd, buf, sizeof(buf), 0);
+            /* Streaming work first; then wait for bytes at most until the next due step. */
+            uint32_t wait_us = es_link_poll(&g_link);
+            struct timeval tv;
+            fd_set rfds;
+            int r;
+            ssize_t n;
+            if (conn.broken) {
+                break;
+            }
+            FD_ZERO(&rfds);
+            FD_SET(conn.fd, &rfds);
+            tv.tv_sec = (time_t)(wait_us / 1000000u);
+            tv.tv_usec = (suseconds_t)(wait_us % 1000000u);
+            /* microsecond timeouts: the next due step, or none (sleep until bytes arrive) */
+            r = select(conn.fd + 1, &rfds, NULL, NULL, wait_us == ES_LINK_IDLE ? NULL : &tv);
+            if (r < 0 && errno == EINTR) {
+                continue;
+            }
+            if (r <= 0) {
+                continue; /* timeout: a step is due */
+            }
+            n = recv(conn.fd, buf, sizeof(buf), 0);
             if (n < 0 && errno == EINTR) {
                 continue;
             }
@@ -163,6 +186,8 @@ int main(int argc, char **argv)
             }
             es_link_rx(&g_link, buf, (size_t)n);
         }
+        /* The connection is gone: an open stream ends, the device returns to idle. */
+        es_link_disconnected(&g_link);
         close(conn.fd);
         conn.fd = -1;
     }

@@ -48,6 +48,20 @@ void es_uart_consume(size_t n);
  * until an interrupt if nothing is pending. */
 void es_uart_idle(void);
 
+/* Like es_uart_idle, but also wakes after at most us microseconds (CMSDK TIMER0). */
+void es_uart_idle_for(uint32_t us);
+
+/* ---- CMSDK APB TIMER0 as a one-shot wake-up (uart.c) ------------------------------------ */
+#define TIMER0_BASE 0x40000000u
+#define TIMER0_CTRL REG32(TIMER0_BASE + 0x00u)
+#define TIMER0_VALUE REG32(TIMER0_BASE + 0x04u)
+#define TIMER0_RELOAD REG32(TIMER0_BASE + 0x08u)
+#define TIMER0_INTCLEAR REG32(TIMER0_BASE + 0x0Cu)
+#define TIMER_CTRL_EN 0x1u
+#define TIMER_CTRL_IRQEN 0x8u
+#define TIMER0_IRQ 8u
+void es_timer_init(void);
+
 /* ---- SysTick as a 64-bit counter (systick.c) ------------------------------------------- */
 void es_systick_init(void);
 uint64_t es_systick_ticks(void);

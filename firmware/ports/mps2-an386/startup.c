@@ -20,6 +20,7 @@ void DebugMon_Handler(void) __attribute__((weak, alias("Default_Handler")));
 void PendSV_Handler(void) __attribute__((weak, alias("Default_Handler")));
 void SysTick_Handler(void) __attribute__((weak, alias("Default_Handler")));
 void UART0RX_Handler(void) __attribute__((weak, alias("Default_Handler")));
+void TIMER0_Handler(void) __attribute__((weak, alias("Default_Handler")));
 
 typedef void (*es_vector_t)(void);
 
@@ -40,7 +41,7 @@ __attribute__((section(".isr_vector"), used)) const es_vector_t es_vectors[16 + 
     SysTick_Handler,
     UART0RX_Handler, /* IRQ 0 */
     Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
-    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
+    Default_Handler, Default_Handler, TIMER0_Handler, /* IRQ 8 */ Default_Handler, Default_Handler,
     Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
     Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
     Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,

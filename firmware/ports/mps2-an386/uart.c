@@ -98,3 +98,49 @@ void es_uart_idle(void)
     }
     __asm__ volatile("cpsie i" ::: "memory");
 }
+
+/* ---- TIMER0: a one-shot wake-up for es_uart_idle_for ------------------------------------ */
+static volatile uint32_t g_timer_fired;
+
+void TIMER0_Handler(void);
+void TIMER0_Handler(void)
+{
+    TIMER0_INTCLEAR = 1u;
+    TIMER0_CTRL = 0u;
+    g_timer_fired = 1u;
+}
+
+void es_timer_init(void)
+{
+    TIMER0_CTRL = 0u;
+    TIMER0_INTCLEAR = 1u;
+    g_timer_fired = 0u;
+    NVIC_ISER0 = 1u << TIMER0_IRQ;
+}
+
+void es_uart_idle_for(uint32_t us)
+{
+    uint64_t ticks = (uint64_t)us * (ES_MPS2_CLOCK_HZ / 1000000u);
+    if (g_masked) {
+        es_uart_idle(); /* the backpressure path: poll and unmask, no sleep */
+        return;
+    }
+    if (ticks > 0xFFFFFFF0u) {
+        ticks = 0xFFFFFFF0u;
+    }
+    if (ticks == 0u) {
+        ticks = 1u;
+    }
+    g_timer_fired = 0u;
+    TIMER0_CTRL = 0u;
+    TIMER0_INTCLEAR = 1u;
+    TIMER0_RELOAD = (uint32_t)ticks;
+    TIMER0_VALUE = (uint32_t)ticks;
+    TIMER0_CTRL = TIMER_CTRL_EN | TIMER_CTRL_IRQEN;
+    __asm__ volatile("cpsid i" ::: "memory");
+    if (g_head == g_tail && !g_masked && !g_timer_fired) {
+        __asm__ volatile("wfi" ::: "memory");
+    }
+    __asm__ volatile("cpsie i" ::: "memory");
+    TIMER0_CTRL = 0u;
+}

@@ -1,6 +1,7 @@
 """Talking to devices: transports, the protocol client, and local board processes.
 
-- :class:`Device` (``client``): hello/info, chunked deploy, run, stats, reset over one link.
+- :class:`Device` (``client``): hello/info, chunked deploy, run, stream, stats, reset over one
+  link.
 - :class:`Transport` (``transport``): a serial port or ``socket://HOST:PORT``, timed reads.
 - :class:`Emulator` / :class:`HostDevice` (``emulator``): QEMU or the host device program as
   a board on a loopback port; :func:`open_device` picks or starts one.

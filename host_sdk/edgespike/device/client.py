@@ -8,6 +8,8 @@ unsolicited frames) are logged and skipped. An ``Error`` reply raises :class:`De
         print(dev.info())
         dev.deploy(model)
         out = dev.run(x)                                # x: (timesteps, input_size) integers
+        for d in dev.stream(xs, speed="10x"):           # live streaming (docs/streaming.md)
+            print(d.prediction, d.latency_s)
 """
 from __future__ import annotations
 
@@ -101,11 +103,19 @@ class DeviceStats:
     rx_overruns: int = 0
     uploads_committed: int = 0
     uploads_rejected: int = 0
+    # streaming (docs/streaming.md)
+    stream_batches: int = 0
+    stream_items: int = 0
+    stream_steps: int = 0
+    stream_decisions: int = 0
+    streams_started: int = 0
+    streams_aborted: int = 0
+    stream_gaps: int = 0
 
     @classmethod
     def from_pb(cls, msg: Any) -> "DeviceStats":
-        """Build from a protobuf ``Stats``."""
-        return cls(**{f.name: getattr(msg, f.name) for f in fields(cls)})
+        """Build from a protobuf ``Stats`` (fields it lacks stay 0)."""
+        return cls(**{f.name: getattr(msg, f.name, 0) for f in fields(cls)})
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -192,12 +202,18 @@ class Device:
             raise
         return dev
 
-    def resync(self) -> None:
-        """Send one 0x00: ends any partial frame a previous session left in the device's
-        receive buffer (an empty frame is skipped, not answered), then drop stale input."""
+    def resync(self, quiet: float = 0.1) -> None:
+        """Send one 0x00 and drop whatever comes back until the link is quiet for ``quiet`` s.
+
+        The 0x00 ends any partial frame a previous session (or a dropped connection) left in
+        the device's receive buffer; an empty frame is skipped, but a cut frame is answered with
+        an ``Error`` (seq 0), which must not be taken as the answer to the next request. Late
+        frames of an old session (e.g. a stream's outputs) are dropped the same way.
+        """
         self.transport.write(b"\x00")
         self._decoder.reset()
         self._pending.clear()
+        self.skipped_frames += len(self.drain(quiet))
 
     # -- life cycle --------------------------------------------------------------------------
     def close(self) -> None:
@@ -471,6 +487,62 @@ class Device:
             prediction=int(res.prediction), scores=np.array(list(res.scores), dtype=np.int64),
             counters=counters, cycles=int(res.cycles), cycle_source=src, spikes=spikes,
             output_events=events, spikes_truncated=bool(res.spikes_truncated))
+
+    def stream(self, source: Any, *, speed: Optional[float | str] = None, window: int = 0,
+               hop: int = 0, step_us: Optional[int] = None, free_run: Optional[bool] = None,
+               record_spikes: bool = False, raw: Optional[bool] = None,
+               thresholds: Optional[Sequence[int]] = None, batch_steps: Optional[int] = None,
+               idle_timeout_ms: int = 0, model: Optional[Model] = None,
+               timeout: Optional[float] = None) -> Any:
+        """Stream ``source`` through the deployed model; returns a
+        :class:`edgespike.stream.StreamSession`: iterate it for decisions (docs/streaming.md).
+
+        Args:
+            source: an :mod:`edgespike.stream.sources` Source, a numpy array ``(steps, width)``
+                or ``(n, steps, width)``, or any iterable of per-step rows.
+            speed: for arrays: replay at ``speed`` x real time (the model's ``dt_us`` per
+                step), e.g. ``10`` or ``"10x"``; None: as fast as the device takes them.
+            window, hop: decision window and hop in steps (0: the model's / per-window).
+            step_us: the device's step period (default: the source's pace, else dt_us).
+            free_run: the device runs steps as soon as they arrive, unpaced (default: when
+                the source is unpaced).
+            raw: the rows are raw integer samples the device delta-encodes with
+                ``thresholds`` (default: the model's encoder thresholds).
+            batch_steps: steps per EventBatch (default: 1 for paced sources, else as many as
+                fit a batch).
+        """
+        from edgespike.stream.session import StreamSession
+        from edgespike.stream.sources import ReplaySource, Source, as_source
+
+        if model is not None:
+            self.model = model
+        if self.model is None:
+            raise InputError("no model known for this device: deploy one first (Device.deploy)")
+        if self.device_info is None:
+            self.hello()
+        if isinstance(source, Source):
+            src = source
+            if raw is not None:
+                src.raw = raw
+        elif speed is not None and isinstance(source, np.ndarray):
+            src = ReplaySource(source, self.model.dt_us / 1e6, speed, raw=bool(raw))
+        else:
+            src = as_source(source, raw=bool(raw))
+        if step_us is None:
+            step_us = int(round(src.step_s * 1e6)) if src.step_s is not None else 0
+        if free_run is None:
+            free_run = src.step_s is None
+        return StreamSession(self, src, window=window, hop=hop, step_us=step_us,
+                             free_run=free_run, record_spikes=record_spikes,
+                             thresholds=list(thresholds) if thresholds is not None else None,
+                             batch_steps=batch_steps, idle_timeout_ms=idle_timeout_ms,
+                             timeout=timeout)
+
+    def stream_stats(self) -> dict[str, int]:
+        """The device's streaming counters (``Stats`` fields ``stream_*``/``streams_*``)."""
+        msg = self._expect(self.request_frame(stats_request=pb.StatsRequest()), "stats")
+        return {f.name: getattr(msg, f.name) for f in msg.DESCRIPTOR.fields
+                if f.name.startswith("stream")}
 
     def run_batch(self, inputs: Iterable[np.ndarray] | np.ndarray, *, record_spikes: bool = False,
                   progress: Optional[ProgressFn] = None,

@@ -139,6 +139,8 @@ def to_message(model: Model):
     msg.encoder.thresholds.extend(int(t) for t in model.encoder.thresholds)
     msg.encoder.params_json = model.encoder.params_json
     msg.labels.extend(model.labels)
+    msg.stream_window = int(model.stream_window)
+    msg.stream_hop = int(model.stream_hop)
     for layer in model.layers:
         lm = msg.layers.add()
         lm.kind = pb.LayerKind.Value("LAYER_RECURRENT" if layer.recurrent is not None else "LAYER_DENSE")
@@ -187,7 +189,7 @@ def from_bytes(blob: bytes) -> Model:
         encoder=EncoderSpec(kind=pb.EncoderKind.Name(msg.encoder.kind)[len("ENCODER_"):].lower(),
                             channels=msg.encoder.channels, thresholds=list(msg.encoder.thresholds),
                             params_json=msg.encoder.params_json),
-        labels=list(msg.labels),
+        labels=list(msg.labels), stream_window=msg.stream_window, stream_hop=msg.stream_hop,
     )
     try:
         return model.validate()

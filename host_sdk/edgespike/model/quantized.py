@@ -186,6 +186,9 @@ class Model:
         input_max_abs: bound on |value| for direct encoding (1 for spikes).
         decoding: how the output layer becomes a prediction.
         dt_us: duration of one step in streaming mode, in microseconds.
+        stream_window: streaming, steps per decision (0: ``timesteps``).
+        stream_hop: streaming, steps between decisions (0: ``stream_window``: per-window
+            decisions from reset; smaller: sliding decisions; docs/streaming.md).
     """
 
     input_size: int
@@ -198,6 +201,8 @@ class Model:
     dt_us: int = 1000
     encoder: EncoderSpec = field(default_factory=EncoderSpec)
     labels: list[str] = field(default_factory=list)
+    stream_window: int = 0
+    stream_hop: int = 0
 
     @property
     def output_size(self) -> int:
@@ -218,6 +223,8 @@ class Model:
             raise ModelError(f"timesteps={self.timesteps} outside 1..65535")
         if not self.layers:
             raise ModelError("a model needs at least one layer")
+        if not (0 <= self.stream_window <= 65535 and 0 <= self.stream_hop <= 65535):
+            raise ModelError("stream_window and stream_hop must be in 0..65535")
         if self.input_kind not in ("spikes", "values"):
             raise ModelError(f"unknown input kind {self.input_kind!r}")
         if self.input_kind == "values" and not 1 <= self.input_max_abs <= 32767:
