@@ -183,7 +183,7 @@ def check_device_session(link: RawLink, board: str) -> pb.RunResult:
 
 # ---- unit tests -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["es_link_tests", "es_core_tests"])
+@pytest.mark.parametrize("name", ["es_link_tests", "es_core_tests", "es_golden_tests"])
 def test_host_unit_tests(name: str) -> None:
     exe = need(HOST / name)
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
@@ -191,7 +191,7 @@ def test_host_unit_tests(name: str) -> None:
 
 
 @pytest.mark.qemu
-@pytest.mark.parametrize("name", ["es_link_tests.elf", "es_core_tests.elf"])
+@pytest.mark.parametrize("name", ["es_link_tests.elf", "es_core_tests.elf", "es_golden_tests.elf"])
 def test_qemu_unit_tests(name: str) -> None:
     elf = need(MPS2 / name)
     qemu = need_qemu()
