@@ -44,7 +44,7 @@ import numpy as np
 from edgespike.errors import EdgeSpikeError, ModelError, ToolMissing
 from edgespike.model.quantized import Model, _per_neuron
 from edgespike.paths import build_dir
-from edgespike.sim.reference import LayerCounters, RunOutput, check_input
+from edgespike.sim.reference import RunOutput, check_input, counters_from_spikes
 
 log = logging.getLogger(__name__)
 
@@ -294,28 +294,6 @@ def plan(model: Model, inputs: np.ndarray, record_v: bool = False) -> _Plan:
 
 # --------------------------------------------------------------------------- running
 
-def _counters(model: Model, x: np.ndarray, rasters: list[np.ndarray]) -> list[LayerCounters]:
-    """Counters of one inference from its spike trains, as docs/SEMANTICS.md defines them."""
-    out = []
-    inp = x.astype(np.int64)
-    for li, layer in enumerate(model.layers):
-        nz = (inp != 0).astype(np.int64)  # (T, fan_in)
-        w_nnz = (layer.weights.integer_matrix() != 0).sum(axis=1)
-        events = int(nz.sum())
-        synops = int((nz @ w_nnz).sum())
-        s = rasters[li].astype(np.int64)
-        if layer.recurrent is not None:
-            prev = s[:-1]  # spikes of steps 0..T-2 feed steps 1..T-1
-            r_nnz = (layer.recurrent.integer_matrix() != 0).sum(axis=1)
-            events += int(prev.sum())
-            synops += int((prev @ r_nnz).sum())
-        out.append(LayerCounters(input_events=events, synops=synops,
-                                 neuron_updates=model.timesteps * layer.size,
-                                 spikes=int(s.sum())))
-        inp = s
-    return out
-
-
 def _scores(model: Model, raster: np.ndarray, v_last: np.ndarray,
             v_trace: Optional[np.ndarray]) -> np.ndarray:
     steps = model.timesteps
@@ -425,7 +403,7 @@ def run_batch_detailed(model: Model, inputs: np.ndarray, *,
         outputs.append(RunOutput(
             prediction=int(np.argmax(scores)), scores=scores, spikes=rasters, u=us, v=vs,
             th=[np.zeros(layer.size, np.int32) for layer in model.layers],
-            counters=_counters(model, x[b], rasters),
+            counters=counters_from_spikes(model, x[b], rasters),
         ))
     return LavaResult(outputs=outputs, seconds_build=float(res["seconds_build"]),
                       seconds_run=float(res["seconds_run"]), seconds_total=total,

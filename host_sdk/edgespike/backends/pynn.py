@@ -53,7 +53,7 @@ import numpy as np
 
 from edgespike.errors import ModelError, ToolMissing
 from edgespike.model.quantized import Layer, Model, Neurons, _per_neuron
-from edgespike.sim.reference import LayerCounters, RunOutput, check_input
+from edgespike.sim.reference import RunOutput, check_input, counters_from_spikes
 
 log = logging.getLogger(__name__)
 
@@ -496,15 +496,7 @@ def _output(model: Model, b: int, timeline: Timeline, spikes: list[list[np.ndarr
         v = vtrace[base:base + steps]
         v = np.rint(v).astype(np.int64)
         scores = v[-1] if model.decoding == "membrane_last" else v.sum(axis=0)
-    counters = []
-    prev = x
-    for li, layer in enumerate(model.layers):
-        nnz = (layer.weights.integer_matrix() != 0).sum(axis=1)
-        active = prev != 0
-        counters.append(LayerCounters(
-            input_events=int(active.sum()), synops=int((active.astype(np.int64) @ nnz).sum()),
-            neuron_updates=steps * layer.size, spikes=int(rasters[li].sum())))
-        prev = rasters[li]
+    counters = counters_from_spikes(model, x, rasters)
     return RunOutput(prediction=int(np.argmax(scores)), scores=scores, spikes=rasters,
                      counters=counters, cycle_source="none")
 

@@ -9,44 +9,12 @@ from typing import Optional, Sequence
 import numpy as np
 
 from edgespike.model import Model
-from edgespike.sim.reference import LayerCounters, RunOutput
+from edgespike.sim.reference import LayerCounters, RunOutput, counters_from_spikes
 
 log = logging.getLogger(__name__)
 
 #: Unit of each cycle source, as printed.
 CYCLE_UNITS = {"qemu_icount": "instructions", "dwt": "cycles", "host_ns": "ns", "none": "-"}
-
-
-def counters_from_spikes(model: Model, x: np.ndarray, spikes: Sequence[np.ndarray]
-                         ) -> list[LayerCounters]:
-    """Counters of one inference from its input ``(timesteps, input_size)`` and the spike
-    raster ``(timesteps, size)`` of every layer, as docs/SEMANTICS.md defines them:
-
-    input events are the non-zero inputs (feed-forward, plus the layer's own spikes of the
-    previous step for recurrent layers); SynOps count, for every non-zero input, the non-zero
-    weights of its row; neuron updates are ``size`` per step; spikes are the raster's sum.
-    """
-    if len(spikes) != len(model.layers):
-        raise ValueError(f"need the spike raster of all {len(model.layers)} layers, "
-                         f"got {len(spikes)}")
-    out = []
-    inp = np.asarray(x).astype(np.int64)
-    for layer, raster in zip(model.layers, spikes):
-        s = np.asarray(raster).astype(np.int64)
-        active = (inp != 0).astype(np.int64)
-        nnz = (layer.weights.integer_matrix() != 0).sum(axis=1)
-        events = int(active.sum())
-        synops = int((active @ nnz).sum())
-        if layer.recurrent is not None:
-            prev = (s[:-1] != 0).astype(np.int64)  # spikes of step t-1 feed step t
-            rnnz = (layer.recurrent.integer_matrix() != 0).sum(axis=1)
-            events += int(prev.sum())
-            synops += int((prev @ rnnz).sum())
-        out.append(LayerCounters(input_events=events, synops=synops,
-                                 neuron_updates=model.timesteps * layer.size,
-                                 spikes=int(s.sum())))
-        inp = s
-    return out
 
 
 def has_counters(out: RunOutput, n_layers: int) -> bool:

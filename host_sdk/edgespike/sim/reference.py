@@ -7,6 +7,7 @@ match it bit for bit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -214,4 +215,36 @@ def spikes_from_events(events: np.ndarray, timesteps: int, size: int) -> np.ndar
         raise InputError(f"event out of range: steps < {timesteps}, indices < {size}")
     out = np.zeros((timesteps, size), dtype=np.uint8)
     out[t, i] = 1
+    return out
+
+
+def counters_from_spikes(model: Model, x: np.ndarray, spikes: Sequence[np.ndarray]
+                         ) -> list[LayerCounters]:
+    """Counters of one inference from its input ``(timesteps, input_size)`` and the spike
+    raster ``(timesteps, size)`` of every layer, as docs/SEMANTICS.md defines them:
+
+    input events are the non-zero inputs (feed-forward, plus the layer's own spikes of the
+    previous step for recurrent layers); SynOps count, for every non-zero input, the non-zero
+    weights of its row; neuron updates are ``size`` per step; spikes are the raster's sum.
+    """
+    if len(spikes) != len(model.layers):
+        raise ValueError(f"need the spike raster of all {len(model.layers)} layers, "
+                         f"got {len(spikes)}")
+    out = []
+    inp = np.asarray(x).astype(np.int64)
+    for layer, raster in zip(model.layers, spikes):
+        s = np.asarray(raster).astype(np.int64)
+        active = (inp != 0).astype(np.int64)
+        nnz = (layer.weights.integer_matrix() != 0).sum(axis=1)
+        events = int(active.sum())
+        synops = int((active @ nnz).sum())
+        if layer.recurrent is not None:
+            prev = (s[:-1] != 0).astype(np.int64)  # spikes of step t-1 feed step t
+            rnnz = (layer.recurrent.integer_matrix() != 0).sum(axis=1)
+            events += int(prev.sum())
+            synops += int((prev @ rnnz).sum())
+        out.append(LayerCounters(input_events=events, synops=synops,
+                                 neuron_updates=model.timesteps * layer.size,
+                                 spikes=int(s.sum())))
+        inp = s
     return out
