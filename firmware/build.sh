@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Build the firmware trees: build/host (host gcc) and build/mps2-an386 (arm-none-eabi).
+# Build the firmware trees: build/host (host gcc), build/mps2-an386 and build/stm32f4
+# (arm-none-eabi; stm32f4 runs under QEMU netduinoplus2 and on real STM32F4 boards).
 # Idempotent and incremental; quiet unless something fails, then loud (full output, exit 1).
-#   bash firmware/build.sh            configure if needed, build both trees
-#   bash firmware/build.sh --test     ... then run ctest in both trees
-#   bash firmware/build.sh --clean    remove both trees (keeps build/_deps) first
+#   bash firmware/build.sh            configure if needed, build every tree
+#   bash firmware/build.sh --test     ... then run ctest in the trees that have tests
+#   bash firmware/build.sh --clean    remove the trees (keeps build/_deps) first
 # EDGESPIKE_BUILD overrides the build folder (default: <repo>/build), as the SDK's paths.py.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,8 +15,8 @@ run_tests=0
 for arg in "$@"; do
   case "$arg" in
     --test) run_tests=1 ;;
-    --clean) rm -rf "$build/host" "$build/mps2-an386" ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    --clean) rm -rf "$build/host" "$build/mps2-an386" "$build/stm32f4" ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -32,7 +33,7 @@ step() {  # step "what" command...: run quietly, show everything on failure
 }
 
 mkdir -p "$build/_deps"
-for board in host mps2-an386; do
+for board in host mps2-an386 stm32f4; do
   tree="$build/$board"
   args=(-S "$here" -B "$tree" -DES_BOARD="$board" -DNANOPB_DIR="$build/_deps/nanopb")
   if [ "$board" != host ]; then
@@ -45,8 +46,10 @@ for board in host mps2-an386; do
 done
 
 if [ "$run_tests" = 1 ]; then
+  # stm32f4 has no ctest: the same core and link tests run on the same Cortex-M4F in
+  # mps2-an386; the stm32f4 image itself is tested through QEMU netduinoplus2 by pytest.
   for board in host mps2-an386; do
     step "tests $board" ctest --test-dir "$build/$board" --output-on-failure -j "$jobs"
   done
 fi
-echo "firmware built in $build (host, mps2-an386)"
+echo "firmware built in $build (host, mps2-an386, stm32f4)"

@@ -3,6 +3,7 @@
 By default each session starts the emulated board (QEMU mps2-an386) once. Options:
   --port URL        a real board (/dev/ttyACM0) or a running emulator (socket://127.0.0.1:PORT)
   --board host      the host device program (build/host/edgespike-hostdev) instead of QEMU
+  --board netduinoplus2   QEMU's STM32F405 running the stm32f4 port (build/stm32f4)
 Tests skip, saying why, when qemu-system-arm or the firmware image is missing.
 """
 from __future__ import annotations
@@ -21,7 +22,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("edgespike hil")
     group.addoption("--port", default=None, metavar="URL",
                     help="device for hil/: serial port or socket://HOST:PORT (default: start one)")
-    group.addoption("--board", default=paths.DEFAULT_BOARD, choices=("mps2-an386", "host"),
+    group.addoption("--board", default=paths.DEFAULT_BOARD,
+                    choices=("mps2-an386", "netduinoplus2", "host"),
                     help="board hil/ starts when --port is not given (default mps2-an386)")
 
 
@@ -31,7 +33,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    emulated = config.getoption("--port") is None and config.getoption("--board") == "mps2-an386"
+    emulated = (config.getoption("--port") is None
+                and config.getoption("--board") in ("mps2-an386", "netduinoplus2"))
     for item in items:
         if HIL_DIR in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.hil)

@@ -23,7 +23,9 @@ from edgespike.protocol import pb
 from edgespike.protocol.framing import cobs_encode, crc32, encode_frame
 from edgespike.sim import reference
 
-CYCLE_SOURCES = {"mps2-an386": "qemu_icount", "host": "host_ns"}
+CYCLE_SOURCES = {"mps2-an386": "qemu_icount", "netduinoplus2": "qemu_icount", "host": "host_ns"}
+#: Instructions per SysTick tick under QEMU -icount shift=0: 25 MHz and 168 MHz cores.
+ICOUNT_TICK = {"mps2-an386": 40, "netduinoplus2": 6}
 
 
 def code(name: str) -> int:
@@ -91,6 +93,9 @@ def test_info_fields_sane(device, board_name):
     if board_name == "mps2-an386":
         assert info.core == "cortex-m4" and info.clock_hz == 25_000_000
         assert 0 < info.flash_bytes < 4 << 20 and 0 < info.ram_bytes < 4 << 20
+    if board_name == "netduinoplus2":  # STM32F405: 1 MB flash, 128 KB SRAM
+        assert info.core == "cortex-m4" and info.clock_hz == 168_000_000
+        assert 0 < info.flash_bytes < 1 << 20 and 0 < info.ram_bytes < 128 << 10
 
 
 @pytest.mark.parametrize("make", [
@@ -113,21 +118,22 @@ def test_deploy_and_run_equal_reference(device, board_name, make):
         check_same(model, out, ref, spikes=(k % 2 == 0))
         if board_name in CYCLE_SOURCES:
             assert out.cycle_source == CYCLE_SOURCES[board_name]
-        if board_name == "mps2-an386":
+        if board_name in ICOUNT_TICK:
             assert out.cycles > 0
             assert sum(c.cycles for c in out.counters) <= out.cycles
 
 
 def test_cycles_are_repeatable_under_icount(device, board_name, base_model):
-    if board_name != "mps2-an386":
+    if board_name not in ICOUNT_TICK:
         pytest.skip("cycle counts are repeatable only under QEMU -icount")
     deploy(device, base_model)
     x = hm.spike_inputs(base_model, 1, 5)[0]
     a, b = device.run(x), device.run(x)
-    # SysTick counts in steps of 40 instructions and its phase depends on when the host's bytes
-    # arrived: the total (one pair of readings) agrees to one tick, a layer's cycles (summed
-    # over one pair of readings per step) to one tick per step
-    tick = 40
+    # SysTick counts in steps of 40 (mps2-an386) or 125/21 (netduinoplus2, rounded up to 6)
+    # instructions and its phase depends on when the host's bytes arrived: the total (one pair
+    # of readings) agrees to one tick, a layer's cycles (summed over one pair of readings per
+    # step) to one tick per step
+    tick = ICOUNT_TICK[board_name]
     assert abs(a.cycles - b.cycles) <= tick
     slack = tick * base_model.timesteps
     assert all(abs(ca.cycles - cb.cycles) <= slack for ca, cb in zip(a.counters, b.counters))

@@ -14,6 +14,10 @@ from edgespike.errors import ToolMissing
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_BOARD = "mps2-an386"
 
+#: Emulated boards whose firmware comes from another port's build tree: QEMU's netduinoplus2
+#: (STM32F405) runs the stm32f4 port, ``build/stm32f4/edgespike-stm32f4.elf``.
+FIRMWARE_TREES = {"netduinoplus2": "stm32f4"}
+
 
 def build_dir() -> Path:
     """The build folder: ``$EDGESPIKE_BUILD`` or ``<repo>/build``."""
@@ -37,8 +41,9 @@ def hostdev_executable() -> Path:
 
 
 def firmware_image(board: str = DEFAULT_BOARD) -> Path:
-    """The link firmware (ELF) for an emulated board."""
-    return _need(build_dir() / board / f"edgespike-{board}.elf", f"the {board} firmware")
+    """The link firmware (ELF) for an emulated board (``netduinoplus2``: the stm32f4 port)."""
+    tree = FIRMWARE_TREES.get(board, board)
+    return _need(build_dir() / tree / f"edgespike-{tree}.elf", f"the {board} firmware")
 
 
 def runner_image(board: str = DEFAULT_BOARD) -> Path:

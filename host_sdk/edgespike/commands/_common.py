@@ -12,14 +12,15 @@ import numpy as np
 
 from edgespike.errors import InputError
 
-BOARD_CHOICES = ("mps2-an386", "host")
+BOARD_CHOICES = ("mps2-an386", "netduinoplus2", "host")
 
 DEVICE_HELP = """\
 Which device:
   --port PORT     a board on a serial port (/dev/ttyACM0, COM3) or a running emulator
                   (socket://127.0.0.1:PORT, as printed by 'edgespike emulator start')
-  --board BOARD   start a board just for this command: mps2-an386 (QEMU, Cortex-M4) or
-                  host (the firmware's link compiled for this machine); it stops afterwards
+  --board BOARD   start a board just for this command: mps2-an386 (QEMU, Cortex-M4),
+                  netduinoplus2 (QEMU, STM32F405 running the stm32f4 port) or host (the
+                  firmware's link compiled for this machine); it stops afterwards
 """
 
 
@@ -34,7 +35,7 @@ def add_device_options(parser: argparse.ArgumentParser, *, required: bool = Fals
     g.add_argument("--port", metavar="PORT",
                    help="serial port or socket://HOST:PORT of a board or running emulator")
     g.add_argument("--board", choices=BOARD_CHOICES,
-                   help="start this board for the command (QEMU mps2-an386, or host)")
+                   help="start this board for the command (QEMU mps2-an386 or netduinoplus2, or host)")
     group.add_argument("--timeout", type=float, default=10.0, metavar="S",
                        help="seconds to wait for each answer from the device (default 10)")
 

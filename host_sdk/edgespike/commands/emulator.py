@@ -20,6 +20,8 @@ for as long as it runs.
 
   mps2-an386  QEMU, Arm Cortex-M4F at 25 MHz (cycles are counted as instructions:
               -icount shift=0, deterministic)
+  netduinoplus2  QEMU, STM32F405 (Cortex-M4F, 168 MHz) running the stm32f4 port, the same
+              image as for a real STM32F4 board; 128 KB RAM, so models up to 6 KB
   host        the same link firmware compiled for this machine (fast, for tests)
 
 By default 'start' stays in the foreground until Ctrl-C. With --detach it prints the URL and

@@ -36,9 +36,17 @@ from edgespike.errors import EmulatorError, ToolMissing
 log = logging.getLogger(__name__)
 
 #: Boards a local process can provide: QEMU machines and the host device program.
-QEMU_BOARDS = ("mps2-an386",)
+#: netduinoplus2 is QEMU's STM32F405 board running the stm32f4 port (firmware/ports/stm32f4).
+QEMU_BOARDS = ("mps2-an386", "netduinoplus2")
 BOARDS = QEMU_BOARDS + ("host",)
 QEMU = "qemu-system-arm"
+
+#: Boards whose firmware announces itself once its UART is up: QEMU's STM32 USART drops bytes
+#: that arrive before the firmware enables it, so the host waits for this line (ending in
+#: 0x00) before it sends anything.
+READY_BANNERS = {"netduinoplus2": b"ES-READY"}
+#: Boards whose firmware uses semihosting (faults, exit codes); QEMU must enable it for them.
+SEMIHOSTING_BOARDS = ("mps2-an386",)
 
 
 def _die_with_parent() -> None:
@@ -166,8 +174,10 @@ class Emulator(BoardProcess):
     """QEMU running the link firmware of an emulated board, its UART on a loopback TCP port.
 
     Args:
-        board: a QEMU board (``"mps2-an386"``).
-        firmware: the ELF to run; default ``build/<board>/edgespike-<board>.elf``.
+        board: a QEMU board (``"mps2-an386"``, or ``"netduinoplus2"``: STM32F405 running the
+            stm32f4 port, which sends a ready banner the host waits for in :meth:`connect`).
+        firmware: the ELF to run; default :func:`edgespike.paths.firmware_image` (
+            ``build/<board>/edgespike-<board>.elf``, ``build/stm32f4/...`` for netduinoplus2).
         port: TCP port for the UART (0: a free one).
         icount: run with ``-icount shift=0`` so cycle counts are deterministic instructions.
         detach: start in its own session and leave it running (see :meth:`release`).
@@ -194,10 +204,44 @@ class Emulator(BoardProcess):
         argv = [QEMU, "-M", self.board, "-nographic", "-monitor", "none"]
         if self.icount:
             argv += ["-icount", "shift=0"]
-        argv += ["-semihosting-config", "enable=on,target=native",
-                 "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on",
+        if self.board in SEMIHOSTING_BOARDS:
+            argv += ["-semihosting-config", "enable=on,target=native"]
+        argv += ["-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on",
                  "-kernel", str(firmware)]
         return argv
+
+    def connect(self, timeout: float = 10.0) -> Transport:
+        """Open the board's socket; on boards with a ready banner, return once it came."""
+        transport = super().connect(timeout)
+        banner = READY_BANNERS.get(self.board)
+        if banner is None:
+            return transport
+        try:
+            self.wait_ready(transport, banner, timeout)
+        except BaseException:
+            transport.close()
+            raise
+        return transport
+
+    def wait_ready(self, transport: Transport, banner: bytes, timeout: float) -> None:
+        """Read until ``banner`` and the 0x00 that ends it (the firmware's UART is up)."""
+        deadline = time.monotonic() + timeout
+        seen = b""
+        while True:
+            at = seen.find(banner)
+            if at >= 0 and seen.find(b"\x00", at) >= 0:
+                extra = seen[seen.find(b"\x00", at) + 1:]
+                if extra:  # the firmware sends nothing else before the host's first request
+                    log.debug("%s: %d bytes after the ready banner dropped", self.board,
+                              len(extra))
+                return
+            self.alive()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise EmulatorError(f"{self.board}: no ready banner ({banner.decode()}) within "
+                                    f"{timeout:.1f} s; got {seen[-80:]!r}; QEMU output:\n"
+                                    f"{self.output().strip() or '(none)'}")
+            seen += transport.read(min(left, 0.2))
 
     def start(self) -> "Emulator":
         """Start QEMU; it waits for the first connection before running the firmware."""
