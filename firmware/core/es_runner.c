@@ -145,6 +145,29 @@ static es_status_t run_one(es_engine_t *e, const es_input_t *in, int64_t *scores
     return ES_OK;
 }
 
+/* Parse and validate the blob, set up the engine on the arena and its cycle counter: the
+ * common first step of both entry points. */
+static es_status_t open_engine(es_model_t *m, es_engine_t *e, const uint8_t *blob, uint32_t len,
+                               void *arena, uint32_t arena_bytes, es_cycle_fn cycle_fn,
+                               void *cycle_ctx, const int64_t *scores, es_error_t *err)
+{
+    es_status_t st = es_model_parse(m, blob, len, err);
+    if (st == ES_OK) {
+        st = es_engine_init(e, m, arena, arena_bytes, err);
+    }
+    if (st != ES_OK) {
+        return st;
+    }
+    if (cycle_fn != NULL) {
+        es_engine_set_cycle_counter(e, cycle_fn, cycle_ctx, ES_CYCLES_NONE);
+    }
+    if (scores == NULL) {
+        es_error_set(err, ES_ERR_INTERNAL, 0, "no scores buffer");
+        return ES_ERR_INTERNAL;
+    }
+    return ES_OK;
+}
+
 int32_t es_run_batch(const uint8_t *blob, uint32_t len, uint32_t n_inputs,
                      const uint32_t *events, const uint32_t *event_offsets,
                      const int32_t *values,
@@ -161,17 +184,8 @@ int32_t es_run_batch(const uint8_t *blob, uint32_t len, uint32_t n_inputs,
         *failed_input = n_inputs;
     }
     copy_text(err_text, err_len, "");
-    if (es_model_parse(&m, blob, len, &err) != ES_OK) {
-        return fail(&err, err_text, err_len);
-    }
-    if (es_engine_init(&e, &m, arena, arena_bytes, &err) != ES_OK) {
-        return fail(&err, err_text, err_len);
-    }
-    if (cycle_fn != NULL) {
-        es_engine_set_cycle_counter(&e, cycle_fn, cycle_ctx, ES_CYCLES_NONE);
-    }
-    if (scores == NULL) {
-        es_error_set(&err, ES_ERR_INTERNAL, 0, "no scores buffer");
+    if (open_engine(&m, &e, blob, len, arena, arena_bytes, cycle_fn, cycle_ctx, scores, &err) !=
+        ES_OK) {
         return fail(&err, err_text, err_len);
     }
     uint32_t neurons = 0;
@@ -228,17 +242,8 @@ int32_t es_run_blob(const uint8_t *blob, uint32_t len,
     es_engine_t e;
     es_error_t err;
     copy_text(err_text, err_len, "");
-    if (es_model_parse(&m, blob, len, &err) != ES_OK) {
-        return fail(&err, err_text, err_len);
-    }
-    if (es_engine_init(&e, &m, arena, arena_bytes, &err) != ES_OK) {
-        return fail(&err, err_text, err_len);
-    }
-    if (cycle_fn != NULL) {
-        es_engine_set_cycle_counter(&e, cycle_fn, cycle_ctx, ES_CYCLES_NONE);
-    }
-    if (scores == NULL) {
-        es_error_set(&err, ES_ERR_INTERNAL, 0, "no scores buffer");
+    if (open_engine(&m, &e, blob, len, arena, arena_bytes, cycle_fn, cycle_ctx, scores, &err) !=
+        ES_OK) {
         return fail(&err, err_text, err_len);
     }
     es_input_t in = {events, n_events, values, n_values};
