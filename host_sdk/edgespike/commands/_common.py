@@ -46,6 +46,12 @@ def add_json_option(parser: argparse.ArgumentParser) -> None:
                         help="print one JSON object on stdout (for scripts) instead of a table")
 
 
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    """--threads: CPU threads for torch (the small SNNs here train fastest on one)."""
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads for torch (default 1: small SNNs run fastest on one)")
+
+
 def open_device_from_args(args: argparse.Namespace):
     """A connected :class:`~edgespike.device.Device` for --port or --board (default board)."""
     from edgespike.device import open_device

@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 from edgespike.commands._common import (
-    BOARD_CHOICES, HelpFormatter, add_json_option, emit, jsonable, progress_printer,
+    BOARD_CHOICES, HelpFormatter, add_json_option, add_threads_option, emit, jsonable,
+    progress_printer,
 )
 
 DESCRIPTION = """\
@@ -50,8 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of data split, init and shuffling")
     p.add_argument("--targets", type=Path, metavar="TOML",
                    help="extra energy targets (TOML tables, same form as the built-in table)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: fastest "
-                   "for these small networks)")
+    add_threads_option(p)
     group = p.add_argument_group("device (default: start the emulated mps2-an386)")
     g = group.add_mutually_exclusive_group()
     g.add_argument("--port", metavar="PORT",

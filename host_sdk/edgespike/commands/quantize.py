@@ -5,6 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+from edgespike.commands._common import add_json_option, add_threads_option
+
 
 def register(sub) -> None:
     p = sub.add_parser("quantize", help="quantize a trained SNN (int8 / ternary) and write the model blob",
@@ -22,9 +24,8 @@ def register(sub) -> None:
     p.add_argument("--test-out", type=Path, default=None, metavar="NPZ",
                    help="also write the test set as the model's integer input (.npz with 'inputs' and "
                         "'labels'), ready for 'edgespike run' and 'edgespike parity'")
-    p.add_argument("--threads", type=int, default=1,
-                   help="CPU threads for torch (small SNNs run fastest on one)")
-    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    add_threads_option(p)
+    add_json_option(p)
     p.set_defaults(func=run)
 
 

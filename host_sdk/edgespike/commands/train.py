@@ -5,6 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+from edgespike.commands._common import add_json_option, add_threads_option
+
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train a spiking network (BPTT, surrogate gradients)",
@@ -31,9 +33,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("snn.pt"), help="checkpoint path")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
-    p.add_argument("--threads", type=int, default=1,
-                   help="CPU threads for torch (small SNNs run fastest on one)")
-    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    add_threads_option(p)
+    add_json_option(p)
     p.set_defaults(func=run)
 
 
