@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
@@ -87,7 +87,7 @@ class DeviceInfo:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return asdict(self)
 
 
 @dataclass
@@ -119,7 +119,7 @@ class DeviceStats:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return asdict(self)
 
 
 @dataclass
