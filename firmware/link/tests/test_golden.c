@@ -12,6 +12,7 @@
 
 #include "es_cobs.h"
 #include "es_frame.h"
+#include "es_test_capture.h"
 #include "es_golden_vectors.h"
 #include "es_link.h"
 #include "pb_decode.h"
@@ -25,23 +26,6 @@ static int g_fail = 0;
             g_fail++;                                                                     \
         }                                                                                 \
     } while (0)
-
-typedef struct {
-    uint8_t bytes[4096];
-    size_t n;
-    int overflow;
-} capture_t;
-
-static void cap_write(void *ctx, const uint8_t *data, size_t n)
-{
-    capture_t *c = (capture_t *)ctx;
-    if (c->n + n > sizeof(c->bytes)) {
-        c->overflow = 1;
-        return;
-    }
-    memcpy(c->bytes + c->n, data, n);
-    c->n += n;
-}
 
 static capture_t g_cap;
 static es_link_t g_link;

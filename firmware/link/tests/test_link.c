@@ -8,6 +8,7 @@
 
 #include "es_cobs.h"
 #include "es_frame.h"
+#include "es_test_capture.h"
 #include "es_link.h"
 #include "pb_decode.h"
 #include "pb_encode.h"
@@ -38,24 +39,7 @@ static uint32_t rnd(void)
     return g_rng;
 }
 
-/* ---- capture of what the device sends ------------------------------------------------- */
-typedef struct {
-    uint8_t bytes[65536];
-    size_t n;
-    int overflow;
-} capture_t;
-
-static void cap_write(void *ctx, const uint8_t *data, size_t n)
-{
-    capture_t *c = (capture_t *)ctx;
-    if (c->n + n > sizeof(c->bytes)) {
-        c->overflow = 1;
-        return;
-    }
-    memcpy(c->bytes + c->n, data, n);
-    c->n += n;
-}
-
+/* ---- capture of what the device sends (es_test_capture.h) ----------------------------- */
 static capture_t g_cap;
 static es_link_t g_link;
 static uint8_t g_wire[ES_COBS_MAX_ENCODED(ES_MAX_FRAME_BYTES + 8u) + 1u];
