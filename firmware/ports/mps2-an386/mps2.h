@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "es_cortex_m.h" /* SysTick, SCB, ring and sleep helpers shared by the ports */
+
 #define ES_MPS2_CLOCK_HZ 25000000u
 /* Under QEMU -icount shift=0 one instruction takes 1 ns and SysTick ticks at 25 MHz: one
  * tick = 40 instructions. */
@@ -30,12 +32,6 @@
 /* System control space */
 #define NVIC_ISER0 REG32(0xE000E100u)
 #define NVIC_ICER0 REG32(0xE000E180u)
-#define SYST_CSR REG32(0xE000E010u)
-#define SYST_RVR REG32(0xE000E014u)
-#define SYST_CVR REG32(0xE000E018u)
-#define SCB_ICSR REG32(0xE000ED04u)
-#define SCB_CPACR REG32(0xE000ED88u)
-#define ICSR_PENDSTSET (1u << 26)
 
 /* ---- UART0 with an interrupt-driven RX ring (uart.c) ---------------------------------- */
 #define ES_UART_RING 4096u /* power of two */

@@ -1,8 +1,6 @@
 /* SysTick as a free-running 64-bit tick counter: 24-bit reload, a wrap count in the ISR. */
 #include "mps2.h"
 
-#define RELOAD 0x00FFFFFFu
-
 static volatile uint32_t g_wraps; /* written only by the SysTick ISR */
 
 void SysTick_Handler(void);
@@ -14,26 +12,14 @@ void SysTick_Handler(void)
 void es_systick_init(void)
 {
     g_wraps = 0;
-    SYST_RVR = RELOAD;
-    SYST_CVR = 0;
-    SYST_CSR = 0x7u; /* processor clock, interrupt on wrap, enable */
+    es_cm_systick_start();
 }
 
 uint64_t es_systick_ticks(void)
 {
-    uint32_t w1, w2, cur, pend;
-    do {
-        w1 = g_wraps;
-        cur = SYST_CVR;
-        pend = SCB_ICSR & ICSR_PENDSTSET;
-        w2 = g_wraps;
-    } while (w1 != w2);
-    /* The counter wrapped but its interrupt has not run yet (the count restarted near the
-     * reload value): count that wrap here. */
-    if (pend != 0u && cur > RELOAD / 2u) {
-        w1++;
-    }
-    return ((uint64_t)w1 << 24) + (uint64_t)(RELOAD - cur);
+    uint32_t wraps, ticks;
+    es_cm_systick_read(&g_wraps, &wraps, &ticks);
+    return ((uint64_t)wraps << 24) + (uint64_t)ticks;
 }
 
 uint64_t es_systick_cycles(void *ctx)

@@ -63,14 +63,7 @@ void es_uart_write(void *ctx, const uint8_t *data, size_t n)
 
 size_t es_uart_peek(const uint8_t **p)
 {
-    uint32_t t = g_tail;
-    uint32_t avail = g_head - t;
-    uint32_t off = t & (ES_UART_RING - 1u);
-    if (avail > ES_UART_RING - off) {
-        avail = ES_UART_RING - off; /* up to the end of the ring; the rest on the next call */
-    }
-    *p = &g_ring[off];
-    return avail;
+    return es_cm_ring_peek(g_ring, ES_UART_RING, g_head, g_tail, p);
 }
 
 void es_uart_consume(size_t n)
@@ -91,12 +84,7 @@ void es_uart_idle(void)
         NVIC_ISER0 = 1u << UART0_RX_IRQ;
         return;
     }
-    /* Sleep until an interrupt; PRIMASK closes the race between the check and the wfi. */
-    __asm__ volatile("cpsid i" ::: "memory");
-    if (g_head == g_tail && !g_masked) {
-        __asm__ volatile("wfi" ::: "memory");
-    }
-    __asm__ volatile("cpsie i" ::: "memory");
+    es_cm_sleep_if_idle(&g_head, &g_tail, &g_masked, NULL);
 }
 
 /* ---- TIMER0: a one-shot wake-up for es_uart_idle_for ------------------------------------ */
@@ -137,10 +125,6 @@ void es_uart_idle_for(uint32_t us)
     TIMER0_RELOAD = (uint32_t)ticks;
     TIMER0_VALUE = (uint32_t)ticks;
     TIMER0_CTRL = TIMER_CTRL_EN | TIMER_CTRL_IRQEN;
-    __asm__ volatile("cpsid i" ::: "memory");
-    if (g_head == g_tail && !g_masked && !g_timer_fired) {
-        __asm__ volatile("wfi" ::: "memory");
-    }
-    __asm__ volatile("cpsie i" ::: "memory");
+    es_cm_sleep_if_idle(&g_head, &g_tail, &g_masked, &g_timer_fired);
     TIMER0_CTRL = 0u;
 }

@@ -9,8 +9,6 @@
  * (ES_CYCLES_QEMU_ICOUNT). */
 #include "stm32f4.h"
 
-#define RELOAD 0x00FFFFFFu
-
 static volatile uint32_t g_wraps; /* written only by the SysTick ISR */
 static int g_use_dwt;
 static uint32_t g_num, g_den; /* ns per tick = g_num / g_den (1000 / MHz, reduced) */
@@ -38,24 +36,6 @@ void SysTick_Handler(void)
     }
 }
 
-/* SysTick as (wraps, ticks into the current wrap). */
-static void systick_read(uint32_t *wraps, uint32_t *lo)
-{
-    uint32_t w1, w2, cur, pend;
-    do {
-        w1 = g_wraps;
-        cur = SYST_CVR;
-        pend = SCB_ICSR & ICSR_PENDSTSET;
-        w2 = g_wraps;
-    } while (w1 != w2);
-    /* Wrapped, interrupt not run yet (the count restarted near the reload value). */
-    if (pend != 0u && cur > RELOAD / 2u) {
-        w1++;
-    }
-    *wraps = w1;
-    *lo = RELOAD - cur;
-}
-
 int es_cycles_init(uint32_t sysclk_hz)
 {
     uint32_t before, i;
@@ -80,9 +60,7 @@ int es_cycles_init(uint32_t sysclk_hz)
     g_dwt_last = DWT_CYCCNT;
     g_dwt_high = 0;
     g_wraps = 0;
-    SYST_RVR = RELOAD;
-    SYST_CVR = 0;
-    SYST_CSR = 0x7u; /* processor clock, interrupt on wrap, enable */
+    es_cm_systick_start();
     return g_use_dwt;
 }
 
@@ -102,7 +80,7 @@ uint64_t es_cycles_read(void *ctx)
          * instead of libgcc's 64-bit one (~100 instructions a reading): exact while
          * wraps * num < 2^32 (40 days at 168 MHz) and num + den < 256 (125 + 21 here). */
         uint32_t w, lo, q, r;
-        systick_read(&w, &lo);
+        es_cm_systick_read(&g_wraps, &w, &lo);
         if (g_num + g_den >= 256u || w >= 0xFFFFFFFFu / g_num) {
             return ((((uint64_t)w << 24) + lo) * g_num) / g_den;
         }

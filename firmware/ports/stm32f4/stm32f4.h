@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "es_cortex_m.h" /* SysTick, SCB, ring and sleep helpers shared by the ports */
+
 #define REG32(addr) (*(volatile uint32_t *)(addr))
 
 /* ---- Board constants (clock.c) ---------------------------------------------------------- */
@@ -111,15 +113,9 @@ void es_stm32_clock_init(es_stm32_clocks_t *c);
 /* ---- System control space ---------------------------------------------------------------- */
 #define NVIC_ISER(n) REG32(0xE000E100u + 4u * (n))
 #define NVIC_ICER(n) REG32(0xE000E180u + 4u * (n))
-#define SYST_CSR REG32(0xE000E010u)
-#define SYST_RVR REG32(0xE000E014u)
-#define SYST_CVR REG32(0xE000E018u)
-#define SCB_ICSR REG32(0xE000ED04u)
-#define SCB_CPACR REG32(0xE000ED88u)
 #define SCB_DEMCR REG32(0xE000EDFCu)
 #define DWT_CTRL REG32(0xE0001000u)
 #define DWT_CYCCNT REG32(0xE0001004u)
-#define ICSR_PENDSTSET (1u << 26)
 #define DEMCR_TRCENA (1u << 24)
 #define DWT_CTRL_CYCCNTENA (1u << 0)
 

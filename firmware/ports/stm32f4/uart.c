@@ -95,14 +95,7 @@ void es_uart_write(void *ctx, const uint8_t *data, size_t n)
 
 size_t es_uart_peek(const uint8_t **p)
 {
-    uint32_t t = g_tail;
-    uint32_t avail = g_head - t;
-    uint32_t off = t & (ES_UART_RING - 1u);
-    if (avail > ES_UART_RING - off) {
-        avail = ES_UART_RING - off; /* up to the end of the ring; the rest on the next call */
-    }
-    *p = &g_ring[off];
-    return avail;
+    return es_cm_ring_peek(g_ring, ES_UART_RING, g_head, g_tail, p);
 }
 
 void es_uart_consume(size_t n)
@@ -122,12 +115,7 @@ void es_uart_idle(void)
         es_nvic_enable(USART_IRQ);
         return;
     }
-    /* Sleep until an interrupt; PRIMASK closes the race between the check and the wfi. */
-    __asm__ volatile("cpsid i" ::: "memory");
-    if (g_head == g_tail && !g_masked) {
-        __asm__ volatile("wfi" ::: "memory");
-    }
-    __asm__ volatile("cpsie i" ::: "memory");
+    es_cm_sleep_if_idle(&g_head, &g_tail, &g_masked, NULL);
 }
 
 /* ---- TIM2: a one-shot wake-up for es_uart_idle_for -----------------------------------------
@@ -201,10 +189,6 @@ void es_uart_idle_for(uint32_t us)
         TIM2_ARR = us;
     }
     TIM2_CR1 = TIM_CR1_CEN;
-    __asm__ volatile("cpsid i" ::: "memory");
-    if (g_head == g_tail && !g_masked && !g_timer_fired) {
-        __asm__ volatile("wfi" ::: "memory");
-    }
-    __asm__ volatile("cpsie i" ::: "memory");
+    es_cm_sleep_if_idle(&g_head, &g_tail, &g_masked, &g_timer_fired);
     TIM2_CR1 = 0u;
 }
