@@ -20,6 +20,24 @@
 #define SCB_CPACR ES_CM_REG32(0xE000ED88u)
 #define ICSR_PENDSTSET (1u << 26)
 
+/* ---- Reset: what runs before main() ---------------------------------------------------- */
+extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss; /* from the board's linker script */
+
+/* Enable the FPU (CP10, CP11) before any code may touch s-registers, copy .data from flash,
+ * zero .bss. */
+static inline void es_cm_start_c_runtime(void)
+{
+    uint32_t *src, *dst;
+    SCB_CPACR |= 0xFu << 20;
+    __asm__ volatile("dsb\n\tisb" ::: "memory");
+    for (src = &_sidata, dst = &_sdata; dst < &_edata;) {
+        *dst++ = *src++;
+    }
+    for (dst = &_sbss; dst < &_ebss;) {
+        *dst++ = 0;
+    }
+}
+
 /* ---- SysTick: 24-bit down counter, a wrap count kept by the port's SysTick ISR ---------- */
 #define ES_CM_SYSTICK_RELOAD 0x00FFFFFFu
 

@@ -6,7 +6,7 @@
 
 #include "stm32f4.h"
 
-extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;
+extern uint32_t _estack;
 extern uint32_t __es_flash_end;
 extern int main(void);
 
@@ -56,16 +56,7 @@ __attribute__((section(".isr_vector"), used)) const es_vector_t es_vectors[16 + 
 
 void Reset_Handler(void)
 {
-    uint32_t *src, *dst;
-    /* FPU access (CP10, CP11) before any code that may touch s-registers. */
-    SCB_CPACR |= 0xFu << 20;
-    __asm__ volatile("dsb\n\tisb" ::: "memory");
-    for (src = &_sidata, dst = &_sdata; dst < &_edata;) {
-        *dst++ = *src++;
-    }
-    for (dst = &_sbss; dst < &_ebss;) {
-        *dst++ = 0;
-    }
+    es_cm_start_c_runtime();
     (void)main();
     for (;;) {
         __asm__ volatile("wfi");
