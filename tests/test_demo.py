@@ -6,22 +6,16 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from edgespike import paths
-from edgespike.errors import ToolMissing
+from qemu_marks import needs_qemu
 
 pytest.importorskip("torch")
-try:
-    paths.firmware_image()
-    _missing = None if shutil.which("qemu-system-arm") else "qemu-system-arm not installed"
-except ToolMissing as exc:  # pragma: no cover - depends on the build
-    _missing = str(exc)
 
-pytestmark = [pytest.mark.qemu, pytest.mark.skipif(_missing is not None, reason=str(_missing))]
+pytestmark = needs_qemu(paths.firmware_image)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ its own hil/ suite).
 """
 from __future__ import annotations
 
-import shutil
 
 import numpy as np
 import pytest
@@ -16,20 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgespike import paths
-from edgespike.errors import ToolMissing
-from edgespike.sim import qemu, reference
+from edgespike.sim import core, qemu, reference
 
+from qemu_marks import needs_qemu
 from strategies import inputs, models
 
-try:
-    paths.runner_image()
-    from edgespike.sim import core
-    paths.host_library()
-    _missing = None if shutil.which("qemu-system-arm") else "qemu-system-arm not installed"
-except ToolMissing as exc:  # pragma: no cover - depends on the build
-    _missing = str(exc)
-
-pytestmark = [pytest.mark.qemu, pytest.mark.skipif(_missing is not None, reason=str(_missing))]
+pytestmark = needs_qemu(paths.runner_image, paths.host_library)
 
 
 def assert_same(a, b, what: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -20,14 +19,9 @@ from edgespike.profile.counters import compare_counters
 from edgespike.sim import reference
 from edgespike.sim.reference import RunOutput
 
+from qemu_marks import needs_qemu
 from strategies import inputs, models
 
-try:
-    paths.firmware_image()
-    _missing = None if shutil.which("qemu-system-arm") else "qemu-system-arm not installed"
-except ToolMissing as exc:  # pragma: no cover - depends on the build
-    _missing = str(exc)
-needs_qemu = [pytest.mark.qemu, pytest.mark.skipif(_missing is not None, reason=str(_missing))]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -115,7 +109,7 @@ def test_report_from_finished_runs() -> None:
 
 
 class TestOnTheEmulatedBoard:
-    pytestmark = needs_qemu
+    pytestmark = needs_qemu(paths.firmware_image)
 
     def test_device_counters_equal_the_reference_exactly(self) -> None:
         from edgespike.device import open_device
