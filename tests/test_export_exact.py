@@ -36,11 +36,14 @@ def motions(one_thread):
     return data, net
 
 
-def _check_exact(data, net, mode: str) -> None:
+def _check_exact(data, net, mode: str, scale: str = "layer") -> None:
     q = quantize(net, mode, data.x_train[:200], data.y_train[:200], qat_epochs=1,
-                 input_kind=data.input_kind, batch_size=32, calibration=0.5 if mode == "ternary" else 0.0)
+                 input_kind=data.input_kind, batch_size=32, calibration=0.5 if mode == "ternary" else 0.0,
+                 ternary_scale=scale)
     model = from_bytes(to_bytes(export(q, data.timesteps, labels=data.labels, encoder=data.encoder)))
     model.validate()
+    if scale != "layer":  # per-neuron magnitudes really reach the blob
+        assert np.ndim(model.layers[-1].weights.a_pos) == 1
     x = data.x_test
     assert len(x) == len(data.y_test)  # the FULL test set
     torch_pred = q.predict(x)
@@ -67,3 +70,8 @@ def test_digits_exact(digits, mode):
 @pytest.mark.parametrize("mode", ["int8", "ternary"])
 def test_basic_motions_exact(motions, mode):
     _check_exact(*motions, mode)
+
+
+@pytest.mark.parametrize("scale", ["readout", "neuron"])
+def test_ternary_per_neuron_magnitudes_exact(digits, scale):
+    _check_exact(*digits, "ternary", scale)

@@ -93,7 +93,19 @@ def test_ternary_learns_magnitudes_and_zero_band():
     assert max(int(ap), int(an)) == 127
     (W * torch.randn_like(W)).sum().backward()
     for p in (wq.a_pos, wq.a_neg, wq.delta):
-        assert p.grad is not None and p.grad.abs() > 0
+        assert p.grad is not None and p.grad.abs().sum() > 0
+    assert wq.delta.numel() == wq.a_pos.numel() == 1  # one band and one pair per layer
+
+
+def test_ternary_per_neuron_magnitudes():
+    torch.manual_seed(0)
+    w = torch.randn(30, 20) * torch.linspace(0.1, 2.0, 30)[:, None]  # rows of different scales
+    wq = WeightQuantizer(w.clone().requires_grad_(), "ternary", per_neuron=True)
+    W, codes, ap, an = wq.quantize(w, wq.own_step(), train=False)
+    assert ap.shape == an.shape == wq.delta.shape == (30,)
+    assert max(int(ap.max()), int(an.max())) == 127
+    assert int(ap[0]) < int(ap[-1]) // 5  # the small rows get small magnitudes
+    assert torch.equal(W, torch.where(codes > 0, ap[:, None], torch.where(codes < 0, -an[:, None], 0.0)))
 
 
 def test_ternary_export_packs_15x_smaller_than_fp32():

@@ -52,12 +52,14 @@ def distillation(teacher: SNN, weight: float, kd: float = 0.0, temperature: floa
 def quantize(snn: SNN, mode: str, x: torch.Tensor, y: torch.Tensor, *, qat_epochs: int = 0,
              calibration: float = 0.0, kd: float = 0.0, input_kind: str = "spikes", input_max_abs: int = 127,
              lr: float = 1e-3, batch_size: int = 64, seed: int = 0, levels: int = 127,
-             x_val: Optional[torch.Tensor] = None, y_val: Optional[torch.Tensor] = None) -> QuantSNN:
+             x_val: Optional[torch.Tensor] = None, y_val: Optional[torch.Tensor] = None,
+             ternary_scale: str = "layer") -> QuantSNN:
     """Post-training quantization, then ``qat_epochs`` of quantization-aware fine-tuning.
 
     For direct encoding the input step is calibrated on ``x`` (largest |value| maps to
     ``input_max_abs``). ``calibration`` weights the spike-calibration distillation loss against
-    the float network, ``kd`` a logit distillation loss (0: off).
+    the float network, ``kd`` a logit distillation loss (0: off). ``ternary_scale`` says where
+    ternary magnitudes are learned (see :class:`~edgespike.quant.qsnn.QuantSNN`).
     """
     from edgespike.train.trainer import TrainConfig, Trainer
 
@@ -65,7 +67,7 @@ def quantize(snn: SNN, mode: str, x: torch.Tensor, y: torch.Tensor, *, qat_epoch
     if input_kind == "values":
         step = float(x.abs().max().clamp(min=1e-8)) / input_max_abs
     torch.manual_seed(seed)
-    q = QuantSNN(snn, mode, input_kind, step, input_max_abs, levels)
+    q = QuantSNN(snn, mode, input_kind, step, input_max_abs, levels, ternary_scale)
     if qat_epochs > 0:
         extra = distillation(snn, calibration, kd) if calibration > 0 or kd > 0 else None
         cfg = TrainConfig(epochs=qat_epochs, lr=lr, batch_size=batch_size, seed=seed)

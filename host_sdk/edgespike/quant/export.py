@@ -24,7 +24,7 @@ def _weights(mode: str, W: torch.Tensor, codes, ap, an, exp: int) -> Weights:
     if mode == "int8":
         return Weights(values=W.numpy().astype(np.int8), exp=int(exp), encoding="int8")
     return Weights(values=codes.t().numpy().astype(np.int8), exp=int(exp), encoding="ternary",
-                   a_pos=int(ap), a_neg=int(an))
+                   a_pos=_scalar_or_array(ap.numpy().reshape(-1)), a_neg=_scalar_or_array(an.numpy().reshape(-1)))
 
 
 @torch.no_grad()

@@ -32,6 +32,7 @@ from edgespike.nn.surrogate import spike_fn
 from edgespike.quant import ste
 
 MODES = ("int8", "ternary")
+TERNARY_SCALES = ("layer", "readout", "neuron")
 
 
 class WeightQuantizer(nn.Module):
@@ -42,32 +43,44 @@ class WeightQuantizer(nn.Module):
     codes ``+1 / 0 / -1`` and integer magnitudes ``round(a / s)`` with ``s = max(a) / levels``.
     """
 
-    def __init__(self, weight: torch.Tensor, mode: str = "int8", levels: int = 127) -> None:
+    def __init__(self, weight: torch.Tensor, mode: str = "int8", levels: int = 127,
+                 per_neuron: bool = False) -> None:
         super().__init__()
         if mode not in MODES:
             raise ModelError(f"unknown quantization {mode!r}; choose int8 or ternary")
-        self.mode, self.levels = mode, int(levels)
+        self.mode, self.levels, self.per_neuron = mode, int(levels), bool(per_neuron)
         w = weight.detach()
         if mode == "int8":
             self.step = nn.Parameter(w.abs().max().clamp(min=1e-6) / 127.0)
+            return
+        # zero band and magnitudes per layer, or per output neuron (2 bytes per neuron in the blob);
+        # a per-neuron band under per-layer magnitudes lost 1-2 pt on FSDD
+        delta = 0.7 * (w.abs().mean(dim=1) if per_neuron else w.abs().mean().reshape(1))
+        band = delta[:, None]
+        pos = torch.where(w > band, w, torch.zeros_like(w))
+        neg = torch.where(w < -band, -w, torch.zeros_like(w))
+        npos, nneg = (w > band).sum(1), (w < -band).sum(1)
+        if self.per_neuron:
+            a_pos = torch.where(npos > 0, pos.sum(1) / npos.clamp(min=1), delta)
+            a_neg = torch.where(nneg > 0, neg.sum(1) / nneg.clamp(min=1), delta)
         else:
-            delta = 0.7 * w.abs().mean()
-            pos, neg = w[w > delta], -w[w < -delta]
-            self.delta = nn.Parameter(delta.clone())
-            self.a_pos = nn.Parameter(pos.mean() if pos.numel() else delta.clone())
-            self.a_neg = nn.Parameter(neg.mean() if neg.numel() else delta.clone())
+            a_pos = pos.sum() / npos.sum() if npos.sum() else delta.mean()
+            a_neg = neg.sum() / nneg.sum() if nneg.sum() else delta.mean()
+        self.delta = nn.Parameter(delta.clone())
+        self.a_pos = nn.Parameter(a_pos.clone())
+        self.a_neg = nn.Parameter(a_neg.clone())
 
     def own_step(self) -> torch.Tensor:
         """The float value of one integer weight unit when the quantizer picks it (float units)."""
         if self.mode == "int8":
             return self.step.abs().clamp(min=1e-8)
-        return torch.maximum(self.a_pos.abs(), self.a_neg.abs()).clamp(min=1e-8) / self.levels
+        return torch.maximum(self.a_pos.abs().max(), self.a_neg.abs().max()).clamp(min=1e-8) / self.levels
 
     def max_magnitude(self, w: torch.Tensor) -> float:
         """Largest |effective float weight| (for choosing exponents)."""
         if self.mode == "int8":
             return float(w.detach().abs().max())
-        return float(torch.maximum(self.a_pos.abs(), self.a_neg.abs()).detach())
+        return float(torch.maximum(self.a_pos.abs().max(), self.a_neg.abs().max()).detach())
 
     def quantize(self, w: torch.Tensor, step: torch.Tensor, train: bool
                  ) -> tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor], Optional[torch.Tensor]]:
@@ -81,20 +94,23 @@ class WeightQuantizer(nn.Module):
                 s = ste.grad_scale(step, 1.0 / math.sqrt(w.numel() * 127))
                 return ste.round_ste(torch.clamp(w / s, -128, 127)), None, None, None
             return torch.round(torch.clamp(w / step, -128, 127)), None, None, None
-        delta = self.delta.abs()
+        delta = self.delta.abs()[:, None]
         cp = (w > delta).to(w.dtype)
         cn = (w < -delta).to(w.dtype)
         ap = torch.clamp(ste.round_ste(self.a_pos.abs() / step), 1, 255)
         an = torch.clamp(ste.round_ste(self.a_neg.abs() / step), 1, 255)
+        apc, anc = (ap[:, None], an[:, None]) if self.per_neuron else (ap, an)
         codes = (cp - cn).detach()
         if not train:
-            return (ap * cp - an * cn).detach(), codes, ap.detach(), an.detach()
-        hard = ap * cp - an * cn
+            return (apc * cp - anc * cn).detach(), codes, ap.detach(), an.detach()
+        hard = apc * cp - anc * cn
         # straight-through to the latent weights; a smooth band edge gives delta its gradient
         tau = 0.1 * delta.detach() + 1e-6
         wd = w.detach()
-        soft = (self.a_pos.abs().detach() * torch.sigmoid((wd - delta) / tau)
-                - self.a_neg.abs().detach() * torch.sigmoid((-wd - delta) / tau))
+        fp, fn = self.a_pos.abs().detach(), self.a_neg.abs().detach()
+        if self.per_neuron:
+            fp, fn = fp[:, None], fn[:, None]
+        soft = fp * torch.sigmoid((wd - delta) / tau) - fn * torch.sigmoid((-wd - delta) / tau)
         return hard + ((w - wd) + (soft - soft.detach())) / step.detach(), codes, ap, an
 
 
@@ -130,15 +146,16 @@ class LayerInts:
 class QuantDense(nn.Module):
     """A quantized (recurrent) dense layer running the integer CUBA-LIF."""
 
-    def __init__(self, layer: Dense, mode: str, x_unit: float, input_bound: int, levels: int = 127) -> None:
+    def __init__(self, layer: Dense, mode: str, x_unit: float, input_bound: int, levels: int = 127,
+                 per_neuron: bool = False) -> None:
         super().__init__()
         self.layer = layer
         self.mode = mode
         self.x_unit = float(x_unit)
         self.input_bound = int(input_bound)
-        self.wq = WeightQuantizer(layer.fc.weight, mode, levels)
+        self.wq = WeightQuantizer(layer.fc.weight, mode, levels, per_neuron)
         self.recurrent = isinstance(layer, RecurrentDense)
-        self.rq = WeightQuantizer(layer.rec.weight, mode, levels) if self.recurrent else None
+        self.rq = WeightQuantizer(layer.rec.weight, mode, levels, per_neuron) if self.recurrent else None
         self.last_spikes: Optional[torch.Tensor] = None
 
     @property
@@ -282,15 +299,22 @@ class QuantSNN(nn.Module):
         input_step: float value of one integer input unit (direct encoding only).
         input_max_abs: largest |integer input| (direct encoding only).
         levels: the integer magnitude of the larger ternary weight.
+        ternary_scale: where ternary magnitudes ``a_pos`` / ``a_neg`` are learned: ``"layer"``
+            (one pair per layer), ``"readout"`` (one pair per output neuron of the last layer,
+            per layer elsewhere) or ``"neuron"`` (per neuron everywhere). Each per-neuron pair
+            adds 2 bytes per neuron to the blob.
     """
 
     def __init__(self, snn: SNN, mode: str = "int8", input_kind: str = "spikes",
-                 input_step: float = 1.0, input_max_abs: int = 127, levels: int = 127) -> None:
+                 input_step: float = 1.0, input_max_abs: int = 127, levels: int = 127,
+                 ternary_scale: str = "layer") -> None:
         super().__init__()
         if mode not in MODES:
             raise ModelError(f"unknown quantization {mode!r}; choose int8 or ternary")
         if input_kind not in ("spikes", "values"):
             raise ModelError("input_kind must be 'spikes' or 'values'")
+        if ternary_scale not in TERNARY_SCALES:
+            raise ModelError(f"ternary_scale must be one of {', '.join(TERNARY_SCALES)}, got {ternary_scale!r}")
         snn.clear_records()  # tensors of the last forward hold a graph, which cannot be copied
         self.net = copy.deepcopy(snn)
         self.mode, self.input_kind = mode, input_kind
@@ -311,6 +335,11 @@ class QuantSNN(nn.Module):
             x_unit = self.input_step if (first and input_kind == "values") else 1.0
             bound = self.input_max_abs if (first and input_kind == "values") else 1
             qlayers.append(QuantDense(layer, mode, x_unit, bound, levels))
+        if mode == "ternary" and ternary_scale != "layer":
+            for ql in qlayers if ternary_scale == "neuron" else qlayers[-1:]:
+                ql.wq = WeightQuantizer(ql.layer.fc.weight, mode, levels, per_neuron=True)
+                if ql.recurrent:
+                    ql.rq = WeightQuantizer(ql.layer.rec.weight, mode, levels, per_neuron=True)
         self.qlayers = nn.ModuleList(qlayers)
         self.last_rasters: list[torch.Tensor] = []
 
