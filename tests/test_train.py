@@ -13,7 +13,7 @@ from edgespike.errors import EdgeSpikeError, ModelError
 from edgespike.model import load
 from edgespike.nn import mlp
 from edgespike.train import TrainConfig, Trainer, convert_ann, evaluate, load_checkpoint
-from edgespike.train.pipeline import prepare
+from edgespike.train.pipeline import prepare, validation_split
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -87,11 +87,30 @@ def test_cli_train_then_quantize(tmp_path, capsys):
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     assert out["architecture"] == [64, 16, 10] and out["epochs_run"] == 1
+    assert 0.0 <= out["val_accuracy"] <= 1.0
     rc = main(["quantize", str(ckpt), "--mode", "ternary", "--qat-epochs", "1", "--out", str(blob), "--json"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["reference_agreement"] == 1.0 and out["compression"] > 10
     model = load(blob)
     assert model.input_kind == "spikes" and model.encoder.kind == "rate" and model.timesteps == 4
+    assert np.ndim(model.layers[-1].weights.a_pos) == 0
+    rc = main(["quantize", str(ckpt), "--mode", "ternary", "--qat-epochs", "1", "--kd", "1",
+               "--ternary-scale", "readout", "--out", str(blob), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["reference_agreement"] == 1.0
+    assert np.shape(load(blob).layers[-1].weights.a_pos) == (10,)  # one magnitude per output neuron
+
+
+def test_validation_split_is_seeded_disjoint_and_refuses_tiny_sets():
+    x = torch.arange(100).reshape(100, 1, 1).float()
+    y = torch.arange(100)
+    x_tr, y_tr, x_val, y_val = validation_split(x, y, seed=3)
+    assert len(x_val) == 15 and len(x_tr) == 85
+    assert set(y_tr.tolist()).isdisjoint(y_val.tolist()) and set(y_tr.tolist()) | set(y_val.tolist()) == set(range(100))
+    assert torch.equal(validation_split(x, y, seed=3)[3], y_val)  # the same seed, the same split
+    assert not torch.equal(validation_split(x, y, seed=4)[3], y_val)
+    with pytest.raises(EdgeSpikeError, match="too few"):
+        validation_split(x[:4], y[:4])
 
 
 def test_cli_rejects_bad_combinations(tmp_path, capsys):

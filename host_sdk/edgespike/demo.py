@@ -190,7 +190,7 @@ def _run(cfg: DemoConfig, say: Say, device_progress: Optional[ProgressFn], s: Se
     from edgespike.nn import NeuronConfig, mlp
     from edgespike.quant import export, quantize
     from edgespike.train import TrainConfig, Trainer, evaluate
-    from edgespike.train.pipeline import prepare
+    from edgespike.train.pipeline import prepare, validation_split
 
     seconds: dict[str, float] = {}
     t_all = time.perf_counter()
@@ -199,11 +199,7 @@ def _run(cfg: DemoConfig, say: Say, device_progress: Optional[ProgressFn], s: Se
     limit = s.quick_limit if cfg.quick else None
     say(f"loading {cfg.dataset} ({s.encoder} encoding)")
     data = prepare(cfg.dataset, s.encoder, s.steps or 8, cfg.seed, limit=limit)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    perm = torch.randperm(len(data.x_train), generator=gen)
-    n_val = max(4, int(0.15 * len(perm)))
-    x_val, y_val = data.x_train[perm[:n_val]], data.y_train[perm[:n_val]]
-    x_tr, y_tr = data.x_train[perm[n_val:]], data.y_train[perm[n_val:]]
+    x_tr, y_tr, x_val, y_val = validation_split(data.x_train, data.y_train, cfg.seed)
     y_test = data.y_test.numpy()
     seconds["data"] = time.perf_counter() - t0
 

@@ -17,6 +17,11 @@ def register(sub) -> None:
     p.add_argument("--qat-epochs", type=int, default=3, help="quantization-aware epochs (0: post-training only)")
     p.add_argument("--calibration", type=float, default=0.0,
                    help="weight of the spike-calibration distillation loss (0: off)")
+    p.add_argument("--kd", type=float, default=0.0,
+                   help="weight of the logit distillation loss against the float network (0: off)")
+    p.add_argument("--ternary-scale", default="layer", choices=["layer", "readout", "neuron"],
+                   help="ternary magnitudes a_pos/a_neg: one pair per layer, per output neuron of "
+                        "the last layer, or per neuron everywhere (2 bytes per neuron in the blob)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--input-max-abs", type=int, default=127, help="integer input range for direct encoding")
@@ -36,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from edgespike.model import save
     from edgespike.quant import export, quantize
     from edgespike.sim import reference
-    from edgespike.train.pipeline import Architecture, prepare
+    from edgespike.train.pipeline import Architecture, prepare, validation_split
     from edgespike.train.trainer import evaluate, load_checkpoint
 
     torch.set_num_threads(max(1, args.threads))
@@ -48,10 +53,13 @@ def run(args: argparse.Namespace) -> int:
     net = Architecture(**meta["architecture"]).build()
     net.load_state_dict(ckpt["state_dict"])
     data = prepare(meta["dataset"], meta["encoder"], meta["timesteps"], meta["seed"], meta.get("limit"))
-    q = quantize(net, args.mode, data.x_train, data.y_train, qat_epochs=args.qat_epochs,
-                 calibration=args.calibration, input_kind=data.input_kind,
+    # the split 'edgespike train' held out: QAT never sees it and picks its best epoch on it
+    x_tr, y_tr, x_val, y_val = validation_split(data.x_train, data.y_train, meta["seed"],
+                                                meta.get("val_fraction", 0.15))
+    q = quantize(net, args.mode, x_tr, y_tr, qat_epochs=args.qat_epochs,
+                 calibration=args.calibration, kd=args.kd, input_kind=data.input_kind,
                  input_max_abs=args.input_max_abs, lr=args.lr, batch_size=args.batch_size,
-                 seed=meta["seed"], x_val=data.x_test, y_val=data.y_test)
+                 seed=meta["seed"], x_val=x_val, y_val=y_val, ternary_scale=args.ternary_scale)
     model = export(q, data.timesteps, name=f"{meta['dataset']}-{args.mode}", labels=data.labels,
                    encoder=data.encoder)
     save(model, args.out)

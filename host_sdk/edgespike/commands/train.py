@@ -30,7 +30,10 @@ def register(sub) -> None:
     p.add_argument("--decoding", default="membrane_sum",
                    choices=["membrane_sum", "membrane_last", "spike_count", "first_spike"])
     p.add_argument("--limit", type=int, default=None, help="use only the first N samples of each split")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the weights, the batches and the validation split")
+    p.add_argument("--val-fraction", type=float, default=0.15,
+                   help="share of the training set held out to pick the best epoch (the test set is "
+                        "only reported, never used for selection)")
     p.add_argument("--out", type=Path, default=Path("snn.pt"), help="checkpoint path")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     add_threads_option(p)
@@ -41,11 +44,12 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
     from edgespike.nn.neurons import NeuronConfig
-    from edgespike.train.pipeline import Architecture, prepare
+    from edgespike.train.pipeline import Architecture, prepare, validation_split
     from edgespike.train.trainer import TrainConfig, Trainer, evaluate, set_seed
 
     torch.set_num_threads(max(1, args.threads))
     data = prepare(args.dataset, args.encoder, args.timesteps, args.seed, args.limit)
+    x_tr, y_tr, x_val, y_val = validation_split(data.x_train, data.y_train, args.seed, args.val_fraction)
     neuron = NeuronConfig(du=args.du, dv=args.dv, surrogate=args.surrogate,
                           learn_threshold=args.learn_threshold).check()
     arch = Architecture([data.channels, *args.hidden, len(data.labels)], neuron.to_dict(),
@@ -54,13 +58,13 @@ def run(args: argparse.Namespace) -> int:
     net = arch.build()
     meta = {"architecture": arch.to_dict(), "dataset": args.dataset, "encoder": args.encoder,
             "timesteps": args.timesteps, "seed": args.seed, "limit": args.limit,
-            "input_kind": data.input_kind, "labels": data.labels}
+            "input_kind": data.input_kind, "labels": data.labels, "val_fraction": args.val_fraction}
     cfg = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                       patience=args.patience, seed=args.seed, checkpoint=args.out, progress=args.progress)
-    hist = Trainer(net, cfg, meta=meta).fit(data.x_train, data.y_train, data.x_test, data.y_test)
+    hist = Trainer(net, cfg, meta=meta).fit(x_tr, y_tr, x_val, y_val)
     summary = {"checkpoint": str(args.out), "dataset": args.dataset, "encoder": args.encoder,
                "timesteps": data.timesteps, "architecture": arch.sizes, "epochs_run": len(hist.val_acc),
-               "best_epoch": hist.best_epoch, "test_accuracy": evaluate(net, data.x_test, data.y_test),
+               "best_epoch": hist.best_epoch, "val_accuracy": hist.best_val_acc, "test_accuracy": evaluate(net, data.x_test, data.y_test),
                "seconds_per_epoch": hist.seconds_per_epoch, "stopped_early": hist.stopped_early}
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -41,6 +41,23 @@ class Prepared:
         return int(self.x_train.shape[2])
 
 
+def validation_split(x: torch.Tensor, y: torch.Tensor, seed: int = 0, fraction: float = 0.15
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(x_train, y_train, x_val, y_val)``: a seeded ``fraction`` of the training set held out.
+
+    Model selection (best epoch, early stopping) uses this split, never the test set, so the test
+    accuracy a command reports is not chosen on the test set. The same seed gives the same split
+    in ``edgespike train``, ``edgespike quantize``, the demo and the benchmarks (at least 4 held out).
+    """
+    if not 0.0 < fraction < 1.0:
+        raise EdgeSpikeError(f"validation fraction must be in (0, 1), got {fraction}")
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    n_val = max(4, int(fraction * len(perm)))
+    if n_val >= len(perm):
+        raise EdgeSpikeError(f"{len(perm)} training samples are too few to hold {n_val} out for validation")
+    return x[perm[n_val:]], y[perm[n_val:]], x[perm[:n_val]], y[perm[:n_val]]
+
+
 def _limit(x: np.ndarray, y: np.ndarray, n: Optional[int]) -> tuple[np.ndarray, np.ndarray]:
     return (x, y) if not n else (x[:n], y[:n])
 
