@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from edgespike import data as D
 from edgespike.cli import main
 from edgespike.errors import EdgeSpikeError, ModelError
 from edgespike.model import load
@@ -116,3 +117,10 @@ def test_validation_split_is_seeded_disjoint_and_refuses_tiny_sets():
 def test_cli_rejects_bad_combinations(tmp_path, capsys):
     rc = main(["train", "--dataset", "basic_motions", "--encoder", "rate", "--out", str(tmp_path / "x.pt")])
     assert rc == 1 and "time series" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not (D.fsdd_dir() / "recordings").exists(), reason="shared/data/fsdd missing")
+def test_limit_spreads_over_classes_listed_in_order():
+    data = prepare("fsdd", "direct", limit=60)  # FSDD lists its files digit by digit
+    assert len(data.y_train) == 60 and set(data.y_train.tolist()) == set(range(10))
+    assert set(data.y_test.tolist()) == set(range(10))

@@ -59,7 +59,12 @@ def validation_split(x: torch.Tensor, y: torch.Tensor, seed: int = 0, fraction: 
 
 
 def _limit(x: np.ndarray, y: np.ndarray, n: Optional[int]) -> tuple[np.ndarray, np.ndarray]:
-    return (x, y) if not n else (x[:n], y[:n])
+    """``n`` samples spread evenly over the split: loaders that list files class by class (FSDD)
+    would otherwise give only the first classes."""
+    if not n or n >= len(x):
+        return x, y
+    idx = np.linspace(0, len(x) - 1, n).round().astype(np.int64)
+    return x[idx], y[idx]
 
 
 def prepare(dataset: str, encoder: str = "direct", timesteps: int = 8, seed: int = 0,
@@ -69,7 +74,8 @@ def prepare(dataset: str, encoder: str = "direct", timesteps: int = 8, seed: int
     Series (BasicMotions, JapaneseVowels, FSDD as log-mel frames) keep their own length as the
     time axis: ``direct`` feeds the standardised values, ``delta`` UP/DOWN spikes. Images use
     ``timesteps`` steps with any image encoder; ``dvs`` turns each image into saccade events
-    binned into ``timesteps`` frames. ``limit`` keeps the first samples of each split (tests).
+    binned into ``timesteps`` frames. ``limit`` keeps that many samples of each split, spread
+    evenly over it (tests, quick runs).
     """
     if dataset in SERIES:
         if encoder not in SERIES_ENCODERS:
