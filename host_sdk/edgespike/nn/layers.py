@@ -49,9 +49,10 @@ class RecurrentDense(Dense):
         ff = self.fc(x)
         state = self.lif.init_state(ff[0])
         prev = torch.zeros_like(ff[0])
+        vth = self.lif.vth()
         spikes, vs = [], []
         for t in range(ff.shape[0]):
-            prev, state = self.lif.step(ff[t] + self.rec(prev), state, self.bias)
+            prev, state = self.lif.step(ff[t] + self.rec(prev), state, self.bias, vth)
             spikes.append(prev)
             vs.append(state["v"])
         self.lif.last_v = torch.stack(vs)
