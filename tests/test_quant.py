@@ -175,3 +175,25 @@ def test_bad_inputs_raise_named_errors():
         q.integer_input(torch.zeros(1, 3, 7))
     with pytest.raises(ModelError):
         QuantSNN(mlp([6, 4, 2]), "int4")
+
+
+def test_frozen_qat_epochs_keep_the_codes_and_learn_the_rest():
+    from edgespike.train import TrainConfig, Trainer
+    from edgespike.train.pipeline import prepare
+    d = prepare("digits", "direct", timesteps=4)
+    x, y = d.x_train[:300], d.y_train[:300]
+    torch.manual_seed(0)
+    net = mlp([64, 32, 10], NeuronConfig(learn_threshold="channel"))
+    Trainer(net, TrainConfig(epochs=2, lr=1e-2)).fit(x, y)
+    ptq = quantize(net, "ternary", x, y, input_kind="values")
+    frozen = quantize(net, "ternary", x, y, input_kind="values", qat_epochs=2, freeze_epochs=2,
+                      lr=5e-2, x_val=d.x_test[:100], y_val=d.y_test[:100])
+    moved = quantize(net, "ternary", x, y, input_kind="values", qat_epochs=2, lr=5e-2)
+    codes = lambda q: [ql.ints(False).codes for ql in q.qlayers]  # noqa: E731
+    assert all(torch.equal(a, b) for a, b in zip(codes(ptq), codes(frozen)))
+    assert not all(torch.equal(a, b) for a, b in zip(codes(ptq), codes(moved)))
+    # thresholds still learn (all epochs frozen: nothing earlier to fall back to), and the
+    # latent weights are trainable again afterwards
+    thr = lambda q: q.qlayers[0].layer.lif.threshold  # noqa: E731
+    assert not torch.equal(thr(ptq), thr(frozen))
+    assert all(p.requires_grad for p in frozen.parameters())

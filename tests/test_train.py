@@ -95,8 +95,8 @@ def test_cli_train_then_quantize(tmp_path, capsys):
     model = load(blob)
     assert model.input_kind == "spikes" and model.encoder.kind == "rate" and model.timesteps == 4
     assert np.ndim(model.layers[-1].weights.a_pos) == 0
-    rc = main(["quantize", str(ckpt), "--mode", "ternary", "--qat-epochs", "1", "--kd", "1",
-               "--ternary-scale", "readout", "--out", str(blob), "--json"])
+    rc = main(["quantize", str(ckpt), "--mode", "ternary", "--qat-epochs", "2", "--freeze-epochs", "1",
+               "--kd", "1", "--ternary-scale", "readout", "--out", str(blob), "--json"])
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["reference_agreement"] == 1.0
     assert np.shape(load(blob).layers[-1].weights.a_pos) == (10,)  # one magnitude per output neuron

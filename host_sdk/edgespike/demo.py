@@ -49,6 +49,7 @@ class Setup:
     quick_qat_epochs: int
     quick_limit: Optional[int] = None
     ternary_kd: float = 1.0  # weight of the logit distillation in ternary QAT
+    ternary_freeze: int = 0  # last ternary QAT epochs with the weight codes frozen
 
 
 #: dataset -> setup, shared with bench/accuracy.py (which runs FSDD at 256 hidden neurons and 40
@@ -58,7 +59,7 @@ SETUPS: dict[str, Setup] = {
     "basic_motions": Setup("direct", 0, 64, 40, 8, 1e-2, 10, 2e-3, 8, 2),
     "digits": Setup("direct", 8, 128, 30, 64, 5e-3, 8, 2e-3, 4, 1, 300),
     "japanese_vowels": Setup("direct", 0, 64, 30, 32, 5e-3, 8, 2e-3, 4, 1, 120),
-    "fsdd": Setup("direct", 0, 128, 25, 64, 5e-3, 20, 1e-3, 3, 1, 200, ternary_kd=3.0),
+    "fsdd": Setup("direct", 0, 128, 25, 64, 5e-3, 20, 1e-3, 3, 1, 200, ternary_kd=3.0, ternary_freeze=5),
 }
 VARIANTS = ("int8", "ternary")
 
@@ -229,6 +230,7 @@ def _run(cfg: DemoConfig, say: Say, device_progress: Optional[ProgressFn], s: Se
         q = quantize(net, mode, x_tr, y_tr, qat_epochs=qat,
                      calibration=0.5 if mode == "ternary" else 0.0,
                      kd=s.ternary_kd if mode == "ternary" else 0.0, input_kind=data.input_kind,
+                     freeze_epochs=s.ternary_freeze if mode == "ternary" and qat > s.ternary_freeze else 0,
                      lr=s.qat_lr, batch_size=s.batch, seed=cfg.seed, x_val=x_val, y_val=y_val)
         model = export(q, data.timesteps, name=f"{cfg.dataset}-{mode}", labels=data.labels,
                        encoder=data.encoder)

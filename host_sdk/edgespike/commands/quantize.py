@@ -22,6 +22,9 @@ def register(sub) -> None:
     p.add_argument("--ternary-scale", default="layer", choices=["layer", "readout", "neuron"],
                    help="ternary magnitudes a_pos/a_neg: one pair per layer, per output neuron of "
                         "the last layer, or per neuron everywhere (2 bytes per neuron in the blob)")
+    p.add_argument("--freeze-epochs", type=int, default=0,
+                   help="run the last N QAT epochs with the weight codes frozen (thresholds, biases and "
+                        "magnitudes still learn): ends the epoch-to-epoch swings of ternary QAT")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--input-max-abs", type=int, default=127, help="integer input range for direct encoding")
@@ -59,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     q = quantize(net, args.mode, x_tr, y_tr, qat_epochs=args.qat_epochs,
                  calibration=args.calibration, kd=args.kd, input_kind=data.input_kind,
                  input_max_abs=args.input_max_abs, lr=args.lr, batch_size=args.batch_size,
-                 seed=meta["seed"], x_val=x_val, y_val=y_val, ternary_scale=args.ternary_scale)
+                 seed=meta["seed"], x_val=x_val, y_val=y_val, ternary_scale=args.ternary_scale,
+                 freeze_epochs=args.freeze_epochs)
     model = export(q, data.timesteps, name=f"{meta['dataset']}-{args.mode}", labels=data.labels,
                    encoder=data.encoder)
     save(model, args.out)

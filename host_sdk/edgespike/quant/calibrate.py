@@ -1,6 +1,7 @@
 """Spike calibration and the quantize-then-fine-tune (QAT) driver."""
 from __future__ import annotations
 
+import copy
 from typing import Optional
 
 import torch
@@ -49,17 +50,54 @@ def distillation(teacher: SNN, weight: float, kd: float = 0.0, temperature: floa
     return extra
 
 
+def _latent(q: QuantSNN) -> list[torch.Tensor]:
+    """The parameters that decide the integer weights: latent weights and ternary zero bands."""
+    out = []
+    for ql in q.qlayers:
+        out.append(ql.layer.fc.weight)
+        out += [ql.layer.rec.weight] if ql.recurrent else []
+        out += [wq.delta for wq in (ql.wq, ql.rq) if wq is not None and hasattr(wq, "delta")]
+    return out
+
+
+def _settle(q: QuantSNN, epochs: int, best_before: float, extra, x, y, x_val, y_val, lr: float,
+            batch_size: int, seed: int) -> None:
+    """``epochs`` more QAT with the weight codes frozen; keeps them only if validation is no worse.
+
+    Codes that keep flipping at the band edge make ternary QAT swing by a few points from epoch
+    to epoch, even at a tiny learning rate (Nagel et al. 2022, "Overcoming oscillations in
+    quantization-aware training"). With latent weights and zero bands frozen only thresholds,
+    biases and magnitudes move, and the run settles.
+    """
+    from edgespike.train.trainer import TrainConfig, Trainer
+
+    before = copy.deepcopy(q.state_dict())
+    latent = _latent(q)
+    for p in latent:
+        p.requires_grad_(False)
+    try:
+        cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed + 1)
+        hist = Trainer(q, cfg, extra_loss=extra).fit(x, y, x_val, y_val)
+    finally:
+        for p in latent:
+            p.requires_grad_(True)
+    if x_val is not None and hist.best_val_acc < best_before:
+        q.load_state_dict(before)
+
+
 def quantize(snn: SNN, mode: str, x: torch.Tensor, y: torch.Tensor, *, qat_epochs: int = 0,
              calibration: float = 0.0, kd: float = 0.0, input_kind: str = "spikes", input_max_abs: int = 127,
              lr: float = 1e-3, batch_size: int = 64, seed: int = 0, levels: int = 127,
              x_val: Optional[torch.Tensor] = None, y_val: Optional[torch.Tensor] = None,
-             ternary_scale: str = "layer") -> QuantSNN:
+             ternary_scale: str = "layer", freeze_epochs: int = 0) -> QuantSNN:
     """Post-training quantization, then ``qat_epochs`` of quantization-aware fine-tuning.
 
     For direct encoding the input step is calibrated on ``x`` (largest |value| maps to
     ``input_max_abs``). ``calibration`` weights the spike-calibration distillation loss against
     the float network, ``kd`` a logit distillation loss (0: off). ``ternary_scale`` says where
-    ternary magnitudes are learned (see :class:`~edgespike.quant.qsnn.QuantSNN`).
+    ternary magnitudes are learned (see :class:`~edgespike.quant.qsnn.QuantSNN`). The last
+    ``freeze_epochs`` of the ``qat_epochs`` run with the integer weights frozen (thresholds,
+    biases and ternary magnitudes still learn), which ends the epoch-to-epoch swings of ternary QAT.
     """
     from edgespike.train.trainer import TrainConfig, Trainer
 
@@ -68,9 +106,13 @@ def quantize(snn: SNN, mode: str, x: torch.Tensor, y: torch.Tensor, *, qat_epoch
         step = float(x.abs().max().clamp(min=1e-8)) / input_max_abs
     torch.manual_seed(seed)
     q = QuantSNN(snn, mode, input_kind, step, input_max_abs, levels, ternary_scale)
-    if qat_epochs > 0:
-        extra = distillation(snn, calibration, kd) if calibration > 0 or kd > 0 else None
-        cfg = TrainConfig(epochs=qat_epochs, lr=lr, batch_size=batch_size, seed=seed)
-        Trainer(q, cfg, extra_loss=extra).fit(x, y, x_val, y_val)
+    extra = distillation(snn, calibration, kd) if calibration > 0 or kd > 0 else None
+    frozen_epochs = max(0, min(freeze_epochs, qat_epochs))
+    best = -1.0
+    if qat_epochs > frozen_epochs:
+        cfg = TrainConfig(epochs=qat_epochs - frozen_epochs, lr=lr, batch_size=batch_size, seed=seed)
+        best = Trainer(q, cfg, extra_loss=extra).fit(x, y, x_val, y_val).best_val_acc
+    if frozen_epochs:
+        _settle(q, frozen_epochs, best, extra, x, y, x_val, y_val, lr, batch_size, seed)
     q.eval()
     return q
