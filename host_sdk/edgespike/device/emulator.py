@@ -118,9 +118,12 @@ class BoardProcess:
         if self._log is None:
             return ""
         try:
-            self._log.flush()
-            self._log.seek(0)
-            return self._log.read().decode(errors="replace")[-4000:]
+            # pread on the descriptor, not the buffered file object: its read-ahead buffer can
+            # hold stale bytes while the child appends (seen once as a garbled ready line)
+            fd = self._log.fileno()
+            size = os.fstat(fd).st_size
+            start = max(0, size - 16000)
+            return os.pread(fd, size - start, start).decode(errors="replace")[-4000:]
         except (OSError, ValueError):
             return ""
 
