@@ -1,8 +1,8 @@
 /* The link firmware for mps2-an386: UART0 <-> es_link, forever. Sends nothing before the
  * host's Hello; an open stream runs its due steps between received chunks (es_link_poll),
  * sleeping on WFI with CMSDK TIMER0 as the wake-up. Cycles: SysTick under QEMU -icount shift=0. */
-#include "es_link.h"
 #include "mps2.h"
+#include "es_cm_serve.h"
 
 /* The link with its two model slots: static, owned by this port. */
 static es_link_t g_link;
@@ -24,22 +24,5 @@ int main(void)
     es_link_init(&g_link, &p);
     es_uart_init();
     es_timer_init();
-    for (;;) {
-        const uint8_t *data;
-        uint32_t wait_us;
-        size_t n = es_uart_peek(&data);
-        if (n > 0) {
-            es_link_rx(&g_link, data, n);
-            es_uart_consume(n);
-        }
-        /* Streaming: due steps run between received chunks (one per pass). */
-        wait_us = es_link_poll(&g_link);
-        if (n == 0 && wait_us != 0u) {
-            if (wait_us == ES_LINK_IDLE) {
-                es_uart_idle();
-            } else {
-                es_uart_idle_for(wait_us);
-            }
-        }
-    }
+    es_cm_serve_forever(&g_link, NULL);
 }

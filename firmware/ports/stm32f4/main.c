@@ -4,8 +4,8 @@
  * connects later sees nothing: the banner is not a frame and is skipped). An open stream runs
  * its due steps between received chunks (es_link_poll), sleeping on WFI with TIM2 as the
  * wake-up. Cycles: the DWT's CYCCNT on silicon, SysTick (instructions) under QEMU. */
-#include "es_link.h"
 #include "stm32f4.h"
+#include "es_cm_serve.h"
 
 #ifndef ES_STM32_BOARD
 #define ES_STM32_BOARD "stm32f4"
@@ -40,26 +40,5 @@ int main(void)
     es_uart_init(clk.usart_hz);
     es_timer_init(clk.tim_hz, clk.emulated);
     es_uart_write(0, k_banner, sizeof(k_banner)); /* the terminating 0x00 included */
-    for (;;) {
-        const uint8_t *data;
-        uint32_t wait_us, lost;
-        size_t n = es_uart_peek(&data);
-        if (n > 0) {
-            es_link_rx(&g_link, data, n);
-            es_uart_consume(n);
-        }
-        lost = es_uart_overruns();
-        if (lost != 0u) {
-            es_link_note_rx_overrun(&g_link, lost);
-        }
-        /* Streaming: due steps run between received chunks (one per pass). */
-        wait_us = es_link_poll(&g_link);
-        if (n == 0 && wait_us != 0u) {
-            if (wait_us == ES_LINK_IDLE) {
-                es_uart_idle();
-            } else {
-                es_uart_idle_for(wait_us);
-            }
-        }
-    }
+    es_cm_serve_forever(&g_link, es_uart_overruns);
 }
