@@ -116,13 +116,7 @@ static void test_negative(void)
     static const uint8_t hello[] = {0x0b, 0x08, 0x01, 0x12, 0x02, 0x08, 0x01,
                                     0x9a, 0xfb, 0xbb, 0x26, 0x00}; /* frames.json "hello" */
     size_t i;
-    es_port_t p;
-    memset(&p, 0, sizeof(p));
-    p.write = cap_write;
-    p.ctx = &g_cap;
-    p.board = "test";
-    p.core = "none";
-    es_link_init(&g_link, &p);
+    cap_link_init(&g_link, &g_cap);
     CHECK(es_gv_frames[0].frame_len == sizeof(hello) &&
               memcmp(es_gv_frames[0].frame, hello, sizeof(hello)) == 0, "hello");
     for (i = 0; i < ES_GV_COUNT(es_gv_negative); i++) {

@@ -812,13 +812,7 @@ static void test_fuzz(void)
 
 int main(void)
 {
-    es_port_t p;
-    memset(&p, 0, sizeof(p));
-    p.write = cap_write;
-    p.ctx = &g_cap;
-    p.board = "test";
-    p.core = "none";
-    es_link_init(&g_link, &p);
+    cap_link_init(&g_link, &g_cap);
     test_cobs();
     test_frames();
     test_upload_errors();
