@@ -7,7 +7,14 @@
  *   u, v (int32 x size), th (int32 x size, adaptive only), ref (uint8 x size, refractory only),
  *   spk (uint16 x size), prev (uint16 x size, recurrent only), row_nnz (uint16 x fan_in),
  *   rec_nnz (uint16 x size, recurrent only);
- * then, at an 8-byte boundary, scores (int64 x output size).
+ * then, at an 8-byte boundary, scores (int64 x output size); then, for INPUT_VALUES models,
+ * layer 0's input of a static input (int32 x layer 0 size), for INPUT_SPIKES models the
+ * indices of one step's input events (uint16 x input size).
+ *
+ * Per step and layer the cost outside the kernels and the neuron update is a few dozen
+ * instructions: SynOps are summed from per-row counts, a layer with no input and all state
+ * at zero (no bias) is skipped (nothing could change), and the cycle counter is read once per
+ * layer (ES_LAYER_CYCLES). A static input's layer-0 sums are computed once per inference.
  */
 #include <string.h>
 
@@ -63,6 +70,15 @@ static uint32_t layout(const es_model_t *m, es_engine_t *e, uint8_t *base)
     off = (off + 7u) & ~7u;
     e->scores = (int64_t *)arena_at(base, off);
     off += 8u * m->layers[m->n_layers - 1u].size;
+    e->static_sum = NULL;
+    e->in_list = NULL;
+    if (m->input_kind == ES_INPUT_VALUES) {
+        e->static_sum = (int32_t *)arena_at(base, off);
+        off += 4u * m->layers[0].size;
+    } else {
+        e->in_list = (uint16_t *)arena_at(base, off);
+        off += pad4(2u * m->input_size);
+    }
     return off;
 }
 
@@ -142,9 +158,11 @@ void es_engine_reset(es_engine_t *e)
         }
         e->n_spk[l] = 0;
         e->n_prev[l] = 0;
+        e->quiet[l] = true;
     }
     memset(e->scores, 0, 8u * m->layers[m->n_layers - 1u].size);
     e->t = 0;
+    e->static_ready = false;
 }
 
 es_status_t es_input_check(const es_model_t *m, const es_input_t *in, es_error_t *err)
@@ -175,10 +193,11 @@ es_status_t es_input_check(const es_model_t *m, const es_input_t *in, es_error_t
         }
         return ES_OK;
     }
-    const uint32_t want = (uint32_t)m->timesteps * m->input_size;
+    const uint32_t want = in->static_values ? m->input_size : (uint32_t)m->timesteps * m->input_size;
     if (in->n_values != want || (want != 0u && in->values == NULL)) {
         return es_error_set(err, ES_ERR_BAD_INPUT, in->n_values,
-                            "%u input values; the model takes timesteps x input_size = %u",
+                            in->static_values ? "%u static input values; the model takes input_size = %u"
+                                              : "%u input values; the model takes timesteps x input_size = %u",
                             in->n_values, want);
     }
     const int32_t lim = m->input_max_abs;
@@ -193,32 +212,70 @@ es_status_t es_input_check(const es_model_t *m, const es_input_t *in, es_error_t
     return ES_OK;
 }
 
-/* One layer, one step. Input: rows (spike list / events) or values (first layer only). */
-static void layer_step(es_engine_t *e, uint32_t l, const es_rows_t *rows, const int32_t *values,
-                       es_counters_t *c)
+/* Layer l's feed-forward input a_in << 6 of neurons [k0, k0 + n), from values or the listed
+ * rows, into a6. */
+static void ff_input(const es_layer_t *L, const es_rows_t *rows, const int32_t *values,
+                     uint32_t k0, uint32_t n, int32_t *a6)
 {
-    const es_layer_t *L = &e->model->layers[l];
-    const uint32_t size = L->size;
-    int32_t a_in[ES_CHUNK];
-    int32_t acc[ES_CHUNK];
-    int64_t acc64[ES_CHUNK];
-    es_rows_t rec_rows = {NULL, NULL, 0};
+    if (values != NULL) {
+        if ((L->flags & ES_LAYER_SUM32) == 0u) {
+            es_kernel_values64(&L->w, values, k0, n, a6);
+        } else if (L->w.encoding == ES_W_INT8) {
+            es_kernel_int8_values(&L->w, values, k0, n, a6);
+        } else {
+            es_kernel_ternary_values(&L->w, values, k0, n, a6);
+        }
+    } else if (L->w.encoding == ES_W_INT8) {
+        es_kernel_int8_spikes(&L->w, rows, k0, n, a6);
+    } else {
+        es_kernel_ternary_spikes(&L->w, rows, k0, n, a6);
+    }
+}
 
-    /* Counters: events and SynOps from the per-row non-zero counts. */
-    const uint16_t *nnz = e->row_nnz[l];
-    uint32_t events = 0;
-    uint64_t synops = 0;
+/* Events and SynOps of one step's feed-forward input. */
+static void count_input(const es_layer_t *L, const uint16_t *nnz, const es_rows_t *rows,
+                        const int32_t *values, uint32_t *events, uint64_t *synops)
+{
+    uint32_t ev = 0;
+    uint64_t so = 0;
     if (values != NULL) {
         for (uint32_t j = 0; j < L->w.fan_in; ++j) {
             if (values[j] != 0) {
-                events++;
-                synops += nnz[j];
+                ev++;
+                so += nnz[j];
             }
         }
     } else {
-        events = rows->n;
+        ev = rows->n;
         for (uint32_t r = 0; r < rows->n; ++r) {
-            synops += nnz[es_row_at(rows, r)];
+            so += nnz[rows->idx[r]];
+        }
+    }
+    *events = ev;
+    *synops = so;
+}
+
+/* One layer, one step. Input: rows (spike list / events) or values (first layer only);
+ * static_in: values are the same as at the previous step of this inference. */
+static void layer_step(es_engine_t *e, uint32_t l, const es_rows_t *rows, const int32_t *values,
+                       bool static_in, es_counters_t *c)
+{
+    const es_layer_t *L = &e->model->layers[l];
+    const uint32_t size = L->size;
+    int32_t buf[ES_CHUNK];
+    int32_t rbuf[ES_CHUNK];
+    es_rows_t rec_rows = {NULL, 0};
+
+    uint32_t events;
+    uint64_t synops;
+    if (static_in && e->static_ready) {
+        events = e->static_events;
+        synops = e->static_synops;
+    } else {
+        count_input(L, e->row_nnz[l], rows, values, &events, &synops);
+        if (static_in) { /* kept for the next steps of the static input */
+            e->static_events = events;
+            e->static_synops = synops;
         }
     }
     if (L->recurrent) {
@@ -227,11 +284,11 @@ static void layer_step(es_engine_t *e, uint32_t l, const es_rows_t *rows, const 
         e->prev[l] = e->spk[l];
         e->spk[l] = tmp;
         e->n_prev[l] = e->n_spk[l];
-        rec_rows.idx16 = e->prev[l];
+        rec_rows.idx = e->prev[l];
         rec_rows.n = e->n_prev[l];
         events += rec_rows.n;
         for (uint32_t r = 0; r < rec_rows.n; ++r) {
-            synops += e->rec_nnz[l][rec_rows.idx16[r]];
+            synops += e->rec_nnz[l][rec_rows.idx[r]];
         }
     }
     c->input_events += events;
@@ -239,65 +296,76 @@ static void layer_step(es_engine_t *e, uint32_t l, const es_rows_t *rows, const 
     c->neuron_updates += size;
 
     const bool ff_active = values != NULL || rows->n != 0u;
+    const bool has_bias = L->n.bias_mant != 0 || L->n.bias_pn != NULL;
+    if (!ff_active && rec_rows.n == 0u && e->quiet[l] && !has_bias) {
+        e->n_spk[l] = 0; /* all state zero, no input: the step cannot change anything */
+        return;
+    }
+    if (static_in && !e->static_ready) {
+        /* the static input's layer-0 input, once per inference */
+        for (uint32_t k0 = 0; k0 < size; k0 += ES_CHUNK) {
+            const uint32_t n = size - k0 > ES_CHUNK ? ES_CHUNK : size - k0;
+            ff_input(L, rows, values, k0, n, buf);
+            memcpy(e->static_sum + k0, buf, 4u * n);
+        }
+        e->static_ready = true;
+    }
+
+    const es_lif_state_t st = {e->u[l], e->v[l], e->th[l], e->ref[l]};
+    const bool small = (L->flags & ES_LAYER_SMALL_INPUT) != 0u;
     uint32_t n_spk = 0;
+    bool quiet = true;
     for (uint32_t k0 = 0; k0 < size; k0 += ES_CHUNK) {
         const uint32_t k1 = size - k0 > ES_CHUNK ? k0 + ES_CHUNK : size;
         const uint32_t n = k1 - k0;
-        if (!ff_active) {
-            memset(a_in, 0, 4u * n);
-        } else if (values != NULL) {
-            memset(acc64, 0, 8u * n);
-            if (L->w.encoding == ES_W_INT8) {
-                es_kernel_int8_values(&L->w, values, k0, k1, acc64);
-            } else {
-                es_kernel_ternary_values(&L->w, values, k0, k1, acc64);
-            }
-            for (uint32_t k = 0; k < n; ++k) {
-                a_in[k] = es_shift64(acc64[k], L->w.exp);
-            }
-        } else {
-            if (L->w.encoding == ES_W_INT8) {
-                memset(acc, 0, 4u * n);
-                es_kernel_int8_spikes(&L->w, rows, k0, k1, acc);
-            } else {
-                es_kernel_ternary_spikes(&L->w, rows, k0, k1, acc);
-            }
-            for (uint32_t k = 0; k < n; ++k) {
-                a_in[k] = es_shift32(acc[k], L->w.exp);
-            }
+        const int32_t *a6 = NULL;
+        if (static_in) {
+            a6 = e->static_sum + k0;
+        } else if (ff_active) {
+            ff_input(L, rows, values, k0, n, buf);
+            a6 = buf;
         }
         if (rec_rows.n != 0u) {
             if (L->rec.encoding == ES_W_INT8) {
-                memset(acc, 0, 4u * n);
-                es_kernel_int8_spikes(&L->rec, &rec_rows, k0, k1, acc);
+                es_kernel_int8_spikes(&L->rec, &rec_rows, k0, n, rbuf);
             } else {
-                es_kernel_ternary_spikes(&L->rec, &rec_rows, k0, k1, acc);
+                es_kernel_ternary_spikes(&L->rec, &rec_rows, k0, n, rbuf);
             }
-            for (uint32_t k = 0; k < n; ++k) {
-                a_in[k] += es_shift32(acc[k], L->rec.exp);
+            if (a6 != NULL) {
+                for (uint32_t k = 0; k < n; ++k) {
+                    rbuf[k] += a6[k];
+                }
             }
+            a6 = rbuf;
         }
-        n_spk += es_lif_update(&L->n, e->u[l], e->v[l], e->th[l], e->ref[l], k0, k1, a_in,
-                               e->spk[l] + n_spk);
+        bool q;
+        n_spk += es_lif_update(&L->n, &st, k0, k1, a6, small, e->spk[l] + n_spk, &q);
+        quiet = quiet && q;
     }
     e->n_spk[l] = (uint16_t)n_spk;
+    e->quiet[l] = quiet;
     c->spikes += n_spk;
 }
 
 /* One step of every layer; input as rows (spikes) or values. */
 static void engine_step(es_engine_t *e, const es_rows_t *rows, const int32_t *values,
-                        es_counters_t *counters)
+                        bool static_in, es_counters_t *counters)
 {
     const es_model_t *m = e->model;
     es_rows_t in = *rows;
+#if ES_LAYER_CYCLES
+    uint64_t c_prev = e->cycles != NULL ? e->cycles(e->cycles_ctx) : 0u;
+#endif
     for (uint32_t l = 0; l < m->n_layers; ++l) {
-        const uint64_t c0 = e->cycles != NULL ? e->cycles(e->cycles_ctx) : 0u;
-        layer_step(e, l, &in, l == 0u ? values : NULL, &counters[l]);
+        layer_step(e, l, &in, l == 0u ? values : NULL, l == 0u && static_in, &counters[l]);
+#if ES_LAYER_CYCLES
         if (e->cycles != NULL) {
-            counters[l].cycles += e->cycles(e->cycles_ctx) - c0;
+            const uint64_t now = e->cycles(e->cycles_ctx);
+            counters[l].cycles += now - c_prev;
+            c_prev = now;
         }
-        in.idx16 = e->spk[l];
-        in.idx32 = NULL;
+#endif
+        in.idx = e->spk[l];
         in.n = e->n_spk[l];
     }
     /* decoding state of the output layer */
@@ -342,7 +410,7 @@ es_status_t es_engine_step(es_engine_t *e, const uint16_t *indices, uint16_t n_i
         return ES_ERR_NO_MODEL;
     }
     const es_model_t *m = e->model;
-    es_rows_t rows = {indices, NULL, n_indices};
+    es_rows_t rows = {indices, n_indices};
     if (m->input_kind == ES_INPUT_VALUES) {
         if (values == NULL) {
             return ES_ERR_BAD_INPUT;
@@ -364,7 +432,7 @@ es_status_t es_engine_step(es_engine_t *e, const uint16_t *indices, uint16_t n_i
         }
         values = NULL;
     }
-    engine_step(e, &rows, values, counters);
+    engine_step(e, &rows, values, false, counters);
     return ES_OK;
 }
 
@@ -393,19 +461,19 @@ es_status_t es_engine_run(es_engine_t *e, const es_input_t *in, es_result_t *out
 
     uint32_t next = 0; /* next unread event */
     for (uint32_t t = 0; t < m->timesteps; ++t) {
-        es_rows_t rows = {NULL, NULL, 0};
+        es_rows_t rows = {e->in_list, 0};
         const int32_t *values = NULL;
         if (m->input_kind == ES_INPUT_SPIKES) {
-            const uint32_t first = next;
-            while (next < in->n_events && (in->events[next] >> 16) == t) {
-                next++;
+            /* this step's events as a spike list (checked: sorted, indices in range) */
+            uint32_t n = 0;
+            for (; next < in->n_events && (in->events[next] >> 16) == t; ++next) {
+                e->in_list[n++] = (uint16_t)in->events[next];
             }
-            rows.idx32 = in->events + first;
-            rows.n = next - first;
+            rows.n = n;
         } else {
-            values = in->values + t * m->input_size;
+            values = in->static_values ? in->values : in->values + t * m->input_size;
         }
-        engine_step(e, &rows, values, out->layers);
+        engine_step(e, &rows, values, in->static_values, out->layers);
         for (uint32_t i = 0; i < e->n_spk[last]; ++i) {
             if (out->n_spike_events < out->spike_capacity) {
                 out->spike_events[out->n_spike_events++] = (t << 16) | e->spk[last][i];

@@ -87,7 +87,12 @@ typedef struct {
     const uint8_t *a_neg_pn;
     const uint8_t *data;           /* int8: fan_in*fan_out; ternary: fan_in*ceil(fan_out/4) */
     uint32_t data_len;
+    uint8_t flags;                 /* ES_W_*: facts the parser proved for the kernels */
 } es_weights_t;
+
+/* es_weights_t.flags */
+#define ES_W_VALUES16 0x1u  /* ternary, per-layer magnitudes, input_max_abs * max(a_pos, a_neg)
+                               < 2^15: x * a fits an int16 lane (first layer of a values model) */
 
 typedef struct {
     uint16_t du, dv, adapt_decay;  /* 0..4096 */
@@ -104,10 +109,17 @@ typedef struct {
 typedef struct {
     uint16_t size;
     bool recurrent;
+    uint8_t flags;                 /* ES_LAYER_*: facts the parser proved for the engine */
     es_weights_t w;
     es_weights_t rec;              /* valid when recurrent */
     es_neurons_t n;
 } es_layer_t;
+
+/* es_layer_t.flags */
+#define ES_LAYER_SMALL_INPUT 0x1u /* every |a_in| < 2^17 (always for spike inputs; for signed
+                                     direct inputs the bound is (P + N) * input_max_abs) */
+#define ES_LAYER_SUM32 0x2u       /* every unshifted synaptic sum fits int32 (values inputs:
+                                     (P + N) * input_max_abs < 2^31; always for spikes) */
 
 /* A parsed, validated model: a view of the blob, which must outlive it. */
 typedef struct {
@@ -143,6 +155,12 @@ struct es_engine;
  * then hold each layer's spikes of that step (used by es_runner.c to record rasters). */
 typedef void (*es_step_hook_fn)(void *ctx, const struct es_engine *e, uint32_t step);
 
+/* Per-layer cycle counts cost one counter read per layer and step; a production build may
+ * compile them out with -DES_LAYER_CYCLES=0 (the whole inference is still timed). */
+#ifndef ES_LAYER_CYCLES
+#define ES_LAYER_CYCLES 1
+#endif
+
 /* Run state: pointers into the caller's arena. Fields are private to the engine. */
 typedef struct es_engine {
     const es_model_t *model;
@@ -167,6 +185,13 @@ typedef struct es_engine {
     es_cycle_source_t cycle_source;
     es_step_hook_fn hook;               /* NULL: none */
     void *hook_ctx;
+    /* (added with the static input; additive) */
+    int32_t *static_sum;                /* values models: layer 0's input of a static input */
+    uint16_t *in_list;                  /* spike models: this step's input indices */
+    bool quiet[ES_MAX_LAYERS];          /* all state zero: a step without input changes nothing */
+    bool static_ready;                  /* static_sum holds this run's sums */
+    uint32_t static_events;             /* layer 0 counters of one step of the static input */
+    uint64_t static_synops;
 } es_engine_t;
 
 /* One inference's input. Exactly one of events / values is used, by the model's input kind. */
@@ -175,6 +200,9 @@ typedef struct {
     uint32_t n_events;
     const int32_t *values;    /* INPUT_VALUES: timesteps * input_size, row-major by step */
     uint32_t n_values;
+    /* INPUT_VALUES: values holds input_size values, the same at every step (a still image):
+     * layer 0's sums are computed once per inference. (added later; additive) */
+    bool static_values;
 } es_input_t;
 
 /* One inference's output. The caller owns every buffer. */
@@ -219,8 +247,9 @@ void es_engine_reset(es_engine_t *e);
 
 /* Check an input against the model without running it. Events: step < timesteps, index <
  * input_size, strictly increasing as uint32 (sorted by step, then index, no duplicates: the
- * order events_from_spikes gives). Values: exactly timesteps * input_size, |value| <=
- * input_max_abs. ES_ERR_BAD_INPUT with the offending item's position in detail. */
+ * order events_from_spikes gives). Values: exactly timesteps * input_size (input_size when
+ * static_values), |value| <= input_max_abs. ES_ERR_BAD_INPUT with the offending item's
+ * position in detail. */
 es_status_t es_input_check(const es_model_t *m, const es_input_t *in, es_error_t *err);
 
 /* Reset, run model->timesteps steps on in, decode into out. */

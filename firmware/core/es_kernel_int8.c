@@ -1,50 +1,276 @@
 /*
  * EdgeSpike core: int8 weight kernels (row-major [fan_in][fan_out], one row per input).
+ *
+ * DSP path (es_dsp.h), spikes: blocks of 16 output neurons whose sums live in eight registers
+ * as packed int16 lanes; each listed row adds its 16 weights with 4 word loads and 8 SXTAB16.
+ * A lane holds at most 256 rows (|sum| <= 256 * 128 = 2^15) before it is widened into sum[].
+ * A row's last block overlaps the one before it instead of taking a scalar tail: its first
+ * pass stores, so the overlapped lanes end with the same complete sums.
+ * DSP path, values: blocks of 4 neurons, rows taken in pairs (x[j] | x[j+1] << 16) so that one
+ * SMLAD does two MACs; pairs whose inputs are both zero are skipped.
  */
+#include "es_dsp.h"
 #include "es_kernel.h"
 
-void es_kernel_int8_spikes(const es_weights_t *w, const es_rows_t *rows, uint32_t k0, uint32_t k1,
-                           int32_t *acc)
+#if ES_DSP
+
+/* Rows per pass: int16 lanes stay exact for 256 rows of int8 weights. */
+#define ES_I8_LANE_ROWS 256u
+
+/* How a pass leaves its lanes: the only pass stores a6; of several, the first stores the raw
+ * sums, the others add to them (a6 is taken once all passes are in). */
+typedef enum { ES_OUT_A6, ES_OUT_STORE, ES_OUT_ADD } es_out_t;
+
+/* Four neurons' lanes (even: k, k + 2; odd: k + 1, k + 3) into s[0..3]. */
+ES_INLINE void out4(int32_t *s, uint32_t even, uint32_t odd, es_out_t mode, es_a6_shift_t sh)
 {
-    const uint32_t n = k1 - k0;
-    const uint32_t stride = w->fan_out;
-    const int8_t *base = (const int8_t *)w->data + k0;
-    for (uint32_t r = 0; r < rows->n; ++r) {
-        const int8_t *p = base + es_row_at(rows, r) * stride;
-        const int8_t *const end4 = p + (n & ~3u);
-        const int8_t *const end = p + n;
-        int32_t *a = acc;
-        /* unrolled by 4, pointer-walked: on the M4 (no cache, no branch predictor worth the
-         * name) loop overhead is otherwise a large share of a 4-instruction body */
-        while (p < end4) {
-            a[0] += p[0];
-            a[1] += p[1];
-            a[2] += p[2];
-            a[3] += p[3];
-            a += 4;
-            p += 4;
+    const int32_t v0 = (int16_t)even, v1 = (int16_t)odd;
+    const int32_t v2 = (int32_t)even >> 16, v3 = (int32_t)odd >> 16;
+    if (mode == ES_OUT_A6) {
+        s[0] = es_a6(v0, sh);
+        s[1] = es_a6(v1, sh);
+        s[2] = es_a6(v2, sh);
+        s[3] = es_a6(v3, sh);
+    } else if (mode == ES_OUT_STORE) {
+        s[0] = v0;
+        s[1] = v1;
+        s[2] = v2;
+        s[3] = v3;
+    } else {
+        s[0] += v0;
+        s[1] += v1;
+        s[2] += v2;
+        s[3] += v3;
+    }
+}
+
+#define ES_I8_ADD(q)                                    \
+    w = es_ld32(p + 4 * (q));                            \
+    e##q = es_sxtab16(e##q, w);                          \
+    o##q = es_sxtab16_ror8(o##q, w)
+
+/* 16 neurons: rows [pi, pend), base = row 0 at the block. */
+ES_INLINE void block16(const int8_t *base, uint32_t stride, const uint16_t *pi,
+                      const uint16_t *pend, int32_t *s, es_out_t mode, es_a6_shift_t sh)
+{
+    uint32_t e0 = 0, o0 = 0, e1 = 0, o1 = 0, e2 = 0, o2 = 0, e3 = 0, o3 = 0;
+    while (pi != pend) {
+        const int8_t *p = base + (uint32_t)*pi++ * stride;
+        uint32_t w;
+        ES_I8_ADD(0);
+        ES_I8_ADD(1);
+        ES_I8_ADD(2);
+        ES_I8_ADD(3);
+    }
+    out4(s, e0, o0, mode, sh);
+    out4(s + 4, e1, o1, mode, sh);
+    out4(s + 8, e2, o2, mode, sh);
+    out4(s + 12, e3, o3, mode, sh);
+}
+
+ES_INLINE void block8(const int8_t *base, uint32_t stride, const uint16_t *pi,
+                     const uint16_t *pend, int32_t *s, es_out_t mode, es_a6_shift_t sh)
+{
+    uint32_t e0 = 0, o0 = 0, e1 = 0, o1 = 0;
+    while (pi != pend) {
+        const int8_t *p = base + (uint32_t)*pi++ * stride;
+        uint32_t w;
+        ES_I8_ADD(0);
+        ES_I8_ADD(1);
+    }
+    out4(s, e0, o0, mode, sh);
+    out4(s + 4, e1, o1, mode, sh);
+}
+
+ES_INLINE void block4(const int8_t *base, uint32_t stride, const uint16_t *pi,
+                     const uint16_t *pend, int32_t *s, es_out_t mode, es_a6_shift_t sh)
+{
+    uint32_t e0 = 0, o0 = 0;
+    while (pi != pend) {
+        const int8_t *p = base + (uint32_t)*pi++ * stride;
+        uint32_t w;
+        ES_I8_ADD(0);
+    }
+    out4(s, e0, o0, mode, sh);
+}
+
+/* Blocks of `width` neurons over [0, n) (the last one overlapping), rows in passes of 256. */
+ES_INLINE void spikes_blocks(const int8_t *base, uint32_t stride, const uint16_t *idx,
+                             uint32_t nrows, uint32_t n, const uint32_t width, int32_t *a6,
+                             es_a6_shift_t sh)
+{
+    const bool one_pass = nrows <= ES_I8_LANE_ROWS;
+    for (uint32_t k = 0;; k += width) {
+        if (k + width > n) {
+            k = n - width;
         }
-        while (p < end) {
-            *a++ += *p++;
+        for (uint32_t r0 = 0; r0 < nrows; r0 += ES_I8_LANE_ROWS) {
+            const uint32_t r1 = nrows - r0 > ES_I8_LANE_ROWS ? r0 + ES_I8_LANE_ROWS : nrows;
+            const uint16_t *pi = idx + r0, *pend = idx + r1;
+            const es_out_t mode = one_pass ? ES_OUT_A6 : (r0 == 0u ? ES_OUT_STORE : ES_OUT_ADD);
+            if (width == 16u) {
+                block16(base + k, stride, pi, pend, a6 + k, mode, sh);
+            } else if (width == 8u) {
+                block8(base + k, stride, pi, pend, a6 + k, mode, sh);
+            } else {
+                block4(base + k, stride, pi, pend, a6 + k, mode, sh);
+            }
+        }
+        if (!one_pass) {
+            es_a6_all(a6 + k, width, sh);
+        }
+        if (k + width >= n) {
+            break;
         }
     }
 }
 
-void es_kernel_int8_values(const es_weights_t *w, const int32_t *x, uint32_t k0, uint32_t k1,
-                           int64_t *acc)
+static void spikes_dsp(const int8_t *base, uint32_t stride, const uint16_t *idx, uint32_t nrows,
+                       uint32_t n, int32_t *a6, es_a6_shift_t sh)
 {
-    const uint32_t n = k1 - k0;
+    if (n >= 16u) {
+        spikes_blocks(base, stride, idx, nrows, n, 16u, a6, sh);
+    } else if (n >= 8u) {
+        spikes_blocks(base, stride, idx, nrows, n, 8u, a6, sh);
+    } else {
+        spikes_blocks(base, stride, idx, nrows, n, 4u, a6, sh);
+    }
+}
+#endif /* ES_DSP */
+
+void es_kernel_int8_spikes(const es_weights_t *w, const es_rows_t *rows, uint32_t k0, uint32_t n,
+                           int32_t *a6)
+{
     const uint32_t stride = w->fan_out;
-    const int8_t *row = (const int8_t *)w->data + k0;
+    const int8_t *base = (const int8_t *)w->data + k0;
+    const es_a6_shift_t sh = es_a6_shift(w->exp);
+#if ES_DSP
+    if (n >= 4u) {
+        spikes_dsp(base, stride, rows->idx, rows->n, n, a6, sh);
+        return;
+    }
+#endif
+    const int8_t *p = base + rows->idx[0] * stride;
+    for (uint32_t k = 0; k < n; ++k) {
+        a6[k] = p[k];
+    }
+    for (uint32_t r = 1; r < rows->n; ++r) {
+        p = base + rows->idx[r] * stride;
+        for (uint32_t k = 0; k < n; ++k) {
+            a6[k] += p[k];
+        }
+    }
+    es_a6_all(a6, n, sh);
+}
+
+#if ES_DSP
+/* A pair of input rows: x[j] | x[j + 1] << 16 and the two rows' byte offsets. */
+typedef struct {
+    uint32_t x2;
+    uint32_t off_a, off_b;
+} es_i8_pair_t;
+
+#define ES_I8_PAIRS 64u /* pairs per pass (768 bytes of stack) */
+
+/* Collects the pairs of rows [*j, fan_in) with a non-zero input into pairs[], at most
+ * ES_I8_PAIRS; advances *j. */
+static uint32_t collect_pairs(const int32_t *x, uint32_t fan_in, uint32_t stride, uint32_t *j,
+                              es_i8_pair_t *pairs)
+{
+    uint32_t np = 0;
+    for (; *j < fan_in && np < ES_I8_PAIRS; *j += 2u) {
+        const uint32_t a = *j;
+        const int32_t xa = x[a];
+        const int32_t xb = a + 1u < fan_in ? x[a + 1u] : 0;
+        if ((xa | xb) == 0) {
+            continue;
+        }
+        pairs[np].x2 = ((uint32_t)xa & 0xFFFFu) | ((uint32_t)xb << 16);
+        pairs[np].off_a = a * stride;
+        pairs[np].off_b = a + 1u < fan_in ? (a + 1u) * stride : a * stride; /* x = 0 there */
+        np++;
+    }
+    return np;
+}
+#endif
+
+void es_kernel_int8_values(const es_weights_t *w, const int32_t *x, uint32_t k0, uint32_t n,
+                           int32_t *a6)
+{
+    const uint32_t stride = w->fan_out;
+    const int8_t *base = (const int8_t *)w->data + k0;
+    const es_a6_shift_t sh = es_a6_shift(w->exp);
+    int32_t *sum = a6; /* raw sums first */
+#if ES_DSP
+    es_i8_pair_t pairs[ES_I8_PAIRS];
+    const uint32_t n4 = n & ~3u;
+    bool first = true, shifted = false;
+    uint32_t j = 0;
+    while (j < w->fan_in) {
+        const uint32_t np = collect_pairs(x, w->fan_in, stride, &j, pairs);
+        if (np == 0u) {
+            continue;
+        }
+        /* one pass over every input: a6 straight away, else raw sums then a6 */
+        const bool only = first && j >= w->fan_in;
+        for (uint32_t k = 0; k < n4; k += 4u) {
+            const int8_t *bk = base + k;
+            int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+            if (!first) {
+                a0 = sum[k];
+                a1 = sum[k + 1u];
+                a2 = sum[k + 2u];
+                a3 = sum[k + 3u];
+            }
+            for (const es_i8_pair_t *pp = pairs; pp != pairs + np; ++pp) {
+                const uint32_t wa = es_ld32(bk + pp->off_a), wb = es_ld32(bk + pp->off_b);
+                uint32_t sa = es_sxtb16(wa), sb = es_sxtb16(wb);
+                a0 = es_smlad(es_pkhbt16(sa, sb), pp->x2, a0);
+                a2 = es_smlad(es_pkhtb16(sa, sb), pp->x2, a2);
+                sa = es_sxtb16_ror8(wa);
+                sb = es_sxtb16_ror8(wb);
+                a1 = es_smlad(es_pkhbt16(sa, sb), pp->x2, a1);
+                a3 = es_smlad(es_pkhtb16(sa, sb), pp->x2, a3);
+            }
+            sum[k] = only ? es_a6(a0, sh) : a0;
+            sum[k + 1u] = only ? es_a6(a1, sh) : a1;
+            sum[k + 2u] = only ? es_a6(a2, sh) : a2;
+            sum[k + 3u] = only ? es_a6(a3, sh) : a3;
+        }
+        for (uint32_t k = n4; k < n; ++k) {
+            int32_t a = first ? 0 : sum[k];
+            for (const es_i8_pair_t *pp = pairs; pp != pairs + np; ++pp) {
+                a += (int32_t)(int16_t)pp->x2 * base[pp->off_a + k] +
+                     ((int32_t)pp->x2 >> 16) * base[pp->off_b + k];
+            }
+            sum[k] = only ? es_a6(a, sh) : a;
+        }
+        first = false;
+        shifted = only;
+    }
+    if (first) { /* every input was zero */
+        for (uint32_t k = 0; k < n; ++k) {
+            sum[k] = 0;
+        }
+    } else if (!shifted) {
+        es_a6_all(a6, n, sh);
+    }
+#else
+    for (uint32_t k = 0; k < n; ++k) {
+        sum[k] = 0;
+    }
+    const int8_t *row = base;
     for (uint32_t j = 0; j < w->fan_in; ++j, row += stride) {
         const int32_t xj = x[j];
         if (xj == 0) {
             continue;
         }
         for (uint32_t k = 0; k < n; ++k) {
-            acc[k] += (int64_t)xj * row[k]; /* SMLAL on the M4 */
+            sum[k] += xj * row[k];
         }
     }
+    es_a6_all(a6, n, sh);
+#endif
 }
 
 void es_kernel_int8_row_nnz(const es_weights_t *w, uint16_t *nnz)

@@ -1,54 +1,279 @@
 /*
  * EdgeSpike core: asymmetric ternary weight kernels (2-bit codes: 00 = 0, 01 = +a_pos,
- * 10 = -a_neg, least significant pair first; each row padded to whole bytes).
+ * 10 = -a_neg, least significant pair first; each row padded to whole bytes). No lookup table:
+ * a code's low bit counts +, its high bit counts -.
+ *
+ * DSP path, spikes: 16 neurons' codes are one 32-bit word of a row. Masking the word with
+ * 0x11111111 after shifts of 0..3 puts the + and - bits of 8 neurons each into 4-bit lanes,
+ * so one AND and one ADD count 8 codes (zero codes included, at no extra cost). Nibbles are
+ * flushed every 15 rows into byte lanes laid out as (P_a, P_b, N_a, N_b), so that UXTB16
+ * gives (P | N << 16) and one SMUSD gives P * a_pos - N * a_neg.
+ * DSP path, values (when |x| * a fits int16): rows in pairs; the per-row products x * a_pos
+ * and -x * a_neg are packed (row j | row j + 1 << 16), and each neuron's two code bits,
+ * gathered as (bit of row j | bit of row j + 1 << 16), select them through SMLAD.
  */
+#include "es_dsp.h"
 #include "es_kernel.h"
 
-/* One code's contribution to the packed counter: + in the low half, - in the high half.
- * Counts stay below 2^13 (fan_in <= 4096), so the halves never carry into each other. */
-static const int32_t es_tern_count[4] = {0, 1, 0x10000, 0};
-
-void es_kernel_ternary_spikes(const es_weights_t *w, const es_rows_t *rows, uint32_t k0,
-                              uint32_t k1, int32_t *acc)
+ES_INLINE uint32_t tern_stride(const es_weights_t *w)
 {
-    const uint32_t n = k1 - k0;
-    const uint32_t stride = (w->fan_out + 3u) / 4u;
-    const uint32_t nbytes = (n + 3u) / 4u; /* k0 is a multiple of 4 (ES_CHUNK is) */
-    const uint8_t *base = w->data + k0 / 4u;
-    for (uint32_t k = 0; k < nbytes * 4u; ++k) {
-        acc[k] = 0;
+    return (w->fan_out + 3u) / 4u;
+}
+
+/* a_pos | a_neg << 16 of neuron k */
+ES_INLINE uint32_t tern_apn(const es_weights_t *w, uint32_t k)
+{
+    const uint32_t ap = w->a_pos_pn != NULL ? w->a_pos_pn[k] : w->a_pos;
+    const uint32_t an = w->a_neg_pn != NULL ? w->a_neg_pn[k] : w->a_neg;
+    return ap | (an << 16);
+}
+
+#if ES_DSP
+
+#define ES_T_NIBBLE_ROWS 15u  /* a 4-bit lane counts up to 15 */
+#define ES_T_BYTE_ROWS 255u   /* an 8-bit lane counts up to 255 */
+#define ES_T_M1 0x11111111u
+#define ES_T_M4 0x0F0F0F0Fu
+
+/* The codes of a block: nb bytes (4, 2 or 1: 16, 8 or 4 neurons). */
+ES_INLINE uint32_t ld_codes(const uint8_t *p, const uint32_t nb)
+{
+    if (nb == 4u) {
+        return es_ld32(p);
     }
-    for (uint32_t r = 0; r < rows->n; ++r) {
-        const uint8_t *row = base + es_row_at(rows, r) * stride;
-        int32_t *a = acc;
-        for (uint32_t q = 0; q < nbytes; ++q, a += 4) {
-            const uint32_t b = row[q];
-            a[0] += es_tern_count[b & 3u];
-            a[1] += es_tern_count[(b >> 2) & 3u];
-            a[2] += es_tern_count[(b >> 4) & 3u];
-            a[3] += es_tern_count[b >> 6];
-        }
+    if (nb == 2u) {
+        return (uint32_t)p[0] | ((uint32_t)p[1] << 8);
     }
-    /* Padding codes past fan_out landed in acc[n..]: never read. */
-    if (w->a_pos_pn == NULL && w->a_neg_pn == NULL) {
-        const int32_t ap = w->a_pos, an = w->a_neg;
-        for (uint32_t k = 0; k < n; ++k) {
-            acc[k] = (acc[k] & 0xFFFF) * ap - (acc[k] >> 16) * an;
-        }
-    } else {
-        for (uint32_t k = 0; k < n; ++k) {
-            const int32_t ap = w->a_pos_pn ? w->a_pos_pn[k0 + k] : w->a_pos;
-            const int32_t an = w->a_neg_pn ? w->a_neg_pn[k0 + k] : w->a_neg;
-            acc[k] = (acc[k] & 0xFFFF) * ap - (acc[k] >> 16) * an;
-        }
+    return p[0];
+}
+
+/* Byte accumulator i holds (P, P, N, N) of neurons (ES_T_LANE[i], + 4): see flush. */
+static const uint8_t ES_T_LANE[8] = {0, 2, 8, 10, 1, 3, 9, 11};
+
+/* Counts of at most 15 rows: nibble lanes -> the byte accumulators b[]. */
+ES_INLINE void tern_count(const uint8_t *base, uint32_t stride, const uint16_t *pi,
+                          const uint16_t *pend, const uint32_t nb, uint32_t *b)
+{
+    const uint32_t m = ES_T_M1;
+    uint32_t n0 = 0, n1 = 0, n2 = 0, n3 = 0;
+    while (pi != pend) {
+        const uint32_t w = ld_codes(base + (uint32_t)*pi++ * stride, nb);
+        n0 += w & m;         /* + of neurons 0, 2, .., 14 */
+        n1 += (w >> 1) & m;  /* - of neurons 0, 2, .., 14 */
+        n2 += (w >> 2) & m;  /* + of neurons 1, 3, .., 15 */
+        n3 += (w >> 3) & m;  /* - of neurons 1, 3, .., 15 */
+    }
+    /* (P0 P2 P4 P6 | N0 N2 N4 N6) nibbles -> bytes (P0 P4 N0 N4) and (P2 P6 N2 N6) */
+    uint32_t t = es_pkhbt16(n0, n1);
+    b[0] += t & ES_T_M4;
+    b[1] += (t >> 4) & ES_T_M4;
+    t = es_pkhbt16(n2, n3);
+    b[4] += t & ES_T_M4;
+    b[5] += (t >> 4) & ES_T_M4;
+    if (nb == 4u) {
+        t = es_pkhtb16(n0, n1);
+        b[2] += t & ES_T_M4;
+        b[3] += (t >> 4) & ES_T_M4;
+        t = es_pkhtb16(n2, n3);
+        b[6] += t & ES_T_M4;
+        b[7] += (t >> 4) & ES_T_M4;
     }
 }
 
-void es_kernel_ternary_values(const es_weights_t *w, const int32_t *x, uint32_t k0, uint32_t k1,
-                              int64_t *acc)
+/* One block of 4 * nb neurons at s (k = neuron index of s[0] in the layer). */
+ES_INLINE void tern_block(const es_weights_t *w, const uint8_t *base, uint32_t stride,
+                          const uint16_t *idx, uint32_t nrows, const uint32_t nb, uint32_t k,
+                          int32_t *s, es_a6_shift_t sh)
 {
-    const uint32_t n = k1 - k0;
-    const uint32_t stride = (w->fan_out + 3u) / 4u;
+    const bool one_pass = nrows <= ES_T_BYTE_ROWS;
+    const uint32_t width = 4u * nb;
+    const bool per_neuron = w->a_pos_pn != NULL || w->a_neg_pn != NULL;
+    const uint32_t apn = tern_apn(w, 0);
+    bool first = true;
+    for (uint32_t r0 = 0; r0 < nrows; r0 += ES_T_BYTE_ROWS) {
+        const uint32_t r1 = nrows - r0 > ES_T_BYTE_ROWS ? r0 + ES_T_BYTE_ROWS : nrows;
+        uint32_t b[8];
+        for (uint32_t i = 0; i < 8u; ++i) {
+            b[i] = 0; /* not `= {0}`: at -Os GCC calls newlib's (slow) memset for it */
+        }
+        for (uint32_t q = r0; q < r1; q += ES_T_NIBBLE_ROWS) {
+            const uint32_t q1 = r1 - q > ES_T_NIBBLE_ROWS ? q + ES_T_NIBBLE_ROWS : r1;
+            tern_count(base, stride, idx + q, idx + q1, nb, b);
+        }
+        for (uint32_t i = 0; i < 8u; ++i) {
+            const uint32_t lanes[2] = {es_uxtb16(b[i]), es_uxtb16_ror8(b[i])};
+            for (uint32_t h = 0; h < 2u; ++h) {
+                const uint32_t kk = ES_T_LANE[i] + 4u * h;
+                if (kk >= width) {
+                    continue;
+                }
+                const int32_t v = es_smusd(lanes[h], per_neuron ? tern_apn(w, k + kk) : apn);
+                s[kk] = one_pass ? es_a6(v, sh) : (first ? v : s[kk] + v);
+            }
+        }
+        first = false;
+    }
+    if (!one_pass) {
+        es_a6_all(s, width, sh);
+    }
+}
+
+static void spikes_dsp(const es_weights_t *w, const uint16_t *idx, uint32_t nrows, uint32_t k0,
+                       uint32_t n, int32_t *sum)
+{
+    const es_a6_shift_t sh = es_a6_shift(w->exp);
+    const uint32_t stride = tern_stride(w);
+    const uint32_t nb = n >= 16u ? 4u : (n >= 8u ? 2u : 1u);
+    const uint32_t width = 4u * nb;
+    for (uint32_t k = 0;; k += width) {
+        if (k + width > n) {
+            /* overlap the previous block; k stays a multiple of 4 (whole code bytes), and the
+             * lanes past n are padding codes of the row (sum has room for them) */
+            k = n > width ? (n - width + 3u) & ~3u : 0u;
+        }
+        const uint8_t *base = w->data + (k0 + k) / 4u;
+        if (nb == 4u) {
+            tern_block(w, base, stride, idx, nrows, 4u, k0 + k, sum + k, sh);
+        } else if (nb == 2u) {
+            tern_block(w, base, stride, idx, nrows, 2u, k0 + k, sum + k, sh);
+        } else {
+            tern_block(w, base, stride, idx, nrows, 1u, k0 + k, sum + k, sh);
+        }
+        if (k + width >= n) {
+            break;
+        }
+    }
+}
+#endif /* ES_DSP */
+
+void es_kernel_ternary_spikes(const es_weights_t *w, const es_rows_t *rows, uint32_t k0,
+                              uint32_t n, int32_t *sum)
+{
+#if ES_DSP
+    spikes_dsp(w, rows->idx, rows->n, k0, n, sum);
+#else
+    /* Count + in the low half and - in the high half of one word per neuron (counts stay
+     * below 2^13: fan_in <= 4096), then weight them once per neuron. */
+    const uint32_t stride = tern_stride(w);
+    for (uint32_t k = 0; k < n; ++k) {
+        sum[k] = 0;
+    }
+    for (uint32_t r = 0; r < rows->n; ++r) {
+        const uint8_t *row = w->data + rows->idx[r] * stride;
+        for (uint32_t k = 0; k < n; ++k) {
+            const uint32_t kk = k0 + k;
+            const uint32_t c = (uint32_t)(row[kk >> 2] >> ((kk & 3u) * 2u));
+            sum[k] += (int32_t)((c & 1u) | ((c & 2u) << 15));
+        }
+    }
+    const es_a6_shift_t sh = es_a6_shift(w->exp);
+    for (uint32_t k = 0; k < n; ++k) {
+        const uint32_t apn = tern_apn(w, k0 + k);
+        sum[k] = es_a6((sum[k] & 0xFFFF) * (int32_t)(apn & 0xFFFFu) -
+                       (sum[k] >> 16) * (int32_t)(apn >> 16), sh);
+    }
+#endif
+}
+
+#if ES_DSP
+typedef struct {
+    uint32_t xp, xn; /* x * a_pos and -x * a_neg of rows j, j + 1 as int16 lanes */
+    uint32_t off_a, off_b;
+} es_t_pair_t;
+
+#define ES_T_PAIRS 48u /* pairs per pass (768 bytes of stack) */
+
+static uint32_t collect_pairs(const es_weights_t *w, const int32_t *x, uint32_t *j,
+                              es_t_pair_t *pairs)
+{
+    const uint32_t fan_in = w->fan_in, stride = tern_stride(w);
+    const int32_t ap = w->a_pos, an = w->a_neg;
+    uint32_t np = 0;
+    for (; *j < fan_in && np < ES_T_PAIRS; *j += 2u) {
+        const uint32_t a = *j;
+        const int32_t xa = x[a];
+        const int32_t xb = a + 1u < fan_in ? x[a + 1u] : 0;
+        if ((xa | xb) == 0) {
+            continue;
+        }
+        pairs[np].xp = ((uint32_t)(xa * ap) & 0xFFFFu) | ((uint32_t)(xb * ap) << 16);
+        pairs[np].xn = ((uint32_t)(-xa * an) & 0xFFFFu) | ((uint32_t)(-xb * an) << 16);
+        pairs[np].off_a = a * stride;
+        pairs[np].off_b = a + 1u < fan_in ? (a + 1u) * stride : a * stride;
+        np++;
+    }
+    return np;
+}
+
+/* Four neurons (one code byte per row) over the pairs. */
+ES_INLINE void values_block4(const uint8_t *bq, const es_t_pair_t *pairs, uint32_t np, int32_t *s,
+                             bool first, bool only, es_a6_shift_t sh)
+{
+    const uint32_t m = 0x00010001u;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    if (!first) {
+        a0 = s[0];
+        a1 = s[1];
+        a2 = s[2];
+        a3 = s[3];
+    }
+    for (const es_t_pair_t *pp = pairs; pp != pairs + np; ++pp) {
+        const uint32_t c = (uint32_t)bq[pp->off_a] | ((uint32_t)bq[pp->off_b] << 16);
+        a0 = es_smlad(c & m, pp->xp, a0);
+        a0 = es_smlad((c >> 1) & m, pp->xn, a0);
+        a1 = es_smlad((c >> 2) & m, pp->xp, a1);
+        a1 = es_smlad((c >> 3) & m, pp->xn, a1);
+        a2 = es_smlad((c >> 4) & m, pp->xp, a2);
+        a2 = es_smlad((c >> 5) & m, pp->xn, a2);
+        a3 = es_smlad((c >> 6) & m, pp->xp, a3);
+        a3 = es_smlad((c >> 7) & m, pp->xn, a3);
+    }
+    s[0] = only ? es_a6(a0, sh) : a0;
+    s[1] = only ? es_a6(a1, sh) : a1;
+    s[2] = only ? es_a6(a2, sh) : a2;
+    s[3] = only ? es_a6(a3, sh) : a3;
+}
+#endif
+
+void es_kernel_ternary_values(const es_weights_t *w, const int32_t *x, uint32_t k0, uint32_t n,
+                              int32_t *a6)
+{
+    const uint32_t stride = tern_stride(w);
+    const es_a6_shift_t sh = es_a6_shift(w->exp);
+#if ES_DSP
+    if ((w->flags & ES_W_VALUES16) != 0u) {
+        es_t_pair_t pairs[ES_T_PAIRS];
+        bool first = true, shifted = false;
+        uint32_t j = 0;
+        const uint32_t nb = (n + 3u) / 4u; /* k0 is a multiple of 4 */
+        while (j < w->fan_in) {
+            const uint32_t np = collect_pairs(w, x, &j, pairs);
+            if (np == 0u) {
+                continue;
+            }
+            const bool only = first && j >= w->fan_in; /* one pass: a6 straight away */
+            for (uint32_t q = 0; q < nb; ++q) {
+                values_block4(w->data + k0 / 4u + q, pairs, np, a6 + 4u * q, first, only, sh);
+            }
+            first = false;
+            shifted = only;
+        }
+        if (first) {
+            for (uint32_t k = 0; k < n; ++k) {
+                a6[k] = 0;
+            }
+        } else if (!shifted) {
+            es_a6_all(a6, n, sh);
+        }
+        return;
+    }
+#endif
+    /* Sums of the inputs met on + and on - codes, weighted once per neuron. */
+    int32_t sp[ES_CHUNK], sn[ES_CHUNK];
+    for (uint32_t k = 0; k < n; ++k) {
+        sp[k] = 0;
+        sn[k] = 0;
+    }
     const uint8_t *row = w->data;
     for (uint32_t j = 0; j < w->fan_in; ++j, row += stride) {
         const int32_t xj = x[j];
@@ -57,21 +282,20 @@ void es_kernel_ternary_values(const es_weights_t *w, const int32_t *x, uint32_t 
         }
         for (uint32_t k = 0; k < n; ++k) {
             const uint32_t kk = k0 + k;
-            const uint32_t code = (row[kk >> 2] >> ((kk & 3u) * 2u)) & 3u;
-            int32_t wv = 0;
-            if (code == 1u) {
-                wv = w->a_pos_pn ? w->a_pos_pn[kk] : w->a_pos;
-            } else if (code == 2u) {
-                wv = -(int32_t)(w->a_neg_pn ? w->a_neg_pn[kk] : w->a_neg);
-            }
-            acc[k] += (int64_t)xj * wv;
+            const uint32_t c = (uint32_t)(row[kk >> 2] >> ((kk & 3u) * 2u));
+            sp[k] += (c & 1u) ? xj : 0;
+            sn[k] += (c & 2u) ? xj : 0;
         }
+    }
+    for (uint32_t k = 0; k < n; ++k) {
+        const uint32_t apn = tern_apn(w, k0 + k);
+        a6[k] = es_a6(sp[k] * (int32_t)(apn & 0xFFFFu) - sn[k] * (int32_t)(apn >> 16), sh);
     }
 }
 
 void es_kernel_ternary_row_nnz(const es_weights_t *w, uint16_t *nnz)
 {
-    const uint32_t stride = (w->fan_out + 3u) / 4u;
+    const uint32_t stride = tern_stride(w);
     const uint8_t *row = w->data;
     for (uint32_t j = 0; j < w->fan_in; ++j, row += stride) {
         uint32_t c = 0;

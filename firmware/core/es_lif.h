@@ -45,11 +45,22 @@ ES_INLINE int32_t es_clip24(int32_t a)
     return a;
 }
 
-/* Update neurons [k0, k1) of a layer for one step. a_in[k - k0] is the shifted synaptic input
- * of neuron k. th may be NULL (not adaptive), ref may be NULL (no refractory period).
- * Spiking neuron indices are appended to spk_out; returns how many. */
-uint32_t es_lif_update(const es_neurons_t *n, int32_t *u, int32_t *v, int32_t *th, uint8_t *ref,
-                       uint32_t k0, uint32_t k1, const int32_t *a_in, uint16_t *spk_out);
+/* A layer's neuron state: views into the engine's arena. */
+typedef struct {
+    int32_t *u;
+    int32_t *v;
+    int32_t *th;   /* adaptive threshold, or NULL when the layer has none */
+    uint8_t *ref;  /* refractory counters, or NULL when the layer has none */
+} es_lif_state_t;
+
+/* Update neurons [k0, k1) of a layer for one step. a6[k - k0] is neuron k's synaptic input
+ * a_in << 6 (docs/SEMANTICS.md, as the kernels give it); a6 == NULL means no input.
+ * small_input: every |a_in| of the layer is below 2^17 (ES_LAYER_SMALL_INPUT).
+ * Spiking neuron indices are appended to spk_out; returns how many. quiet (may be NULL) is
+ * set to true only when there was no input and every state of the range is zero afterwards,
+ * so that a following step without input cannot change anything (the engine skips it). */
+uint32_t es_lif_update(const es_neurons_t *n, const es_lif_state_t *s, uint32_t k0, uint32_t k1,
+                       const int32_t *a6, bool small_input, uint16_t *spk_out, bool *quiet);
 
 #ifdef __cplusplus
 }

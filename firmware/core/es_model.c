@@ -284,11 +284,12 @@ int32_t es_weight_at(const es_weights_t *w, uint32_t j, uint32_t k)
     return 0;
 }
 
-/* Weights.worst_case_input of the SDK: the largest |shifted sum| inputs with |x| <= bound can
- * give; returns the unshifted value when it reaches 2^31 (the kernels sum in int32). */
-static uint64_t worst_case_input(const es_weights_t *w, uint32_t bound)
+/* Column sums of |weights| over output neurons: max_k max(P_k, N_k) and max_k (P_k + N_k),
+ * where P_k / N_k sum the positive / negative weights into neuron k. */
+static void column_bounds(const es_weights_t *w, uint64_t *max_pn, uint64_t *max_sum)
 {
-    uint64_t worst = 0;
+    *max_pn = 0;
+    *max_sum = 0;
     for (uint32_t k = 0; k < w->fan_out; ++k) {
         uint64_t pos = 0, neg = 0;
         for (uint32_t j = 0; j < w->fan_in; ++j) {
@@ -299,18 +300,23 @@ static uint64_t worst_case_input(const es_weights_t *w, uint32_t bound)
                 neg += (uint64_t)(-v);
             }
         }
-        uint64_t m = (pos > neg ? pos : neg) * bound;
-        if (m > worst) {
-            worst = m;
-        }
+        const uint64_t m = pos > neg ? pos : neg;
+        *max_pn = m > *max_pn ? m : *max_pn;
+        *max_sum = pos + neg > *max_sum ? pos + neg : *max_sum;
     }
+}
+
+/* The largest |shift(sum, exp)| for |sum| <= worst; worst itself when it reaches 2^31 (the
+ * kernels sum in int32), as Weights.worst_case_input of the SDK. */
+static uint64_t shifted_bound(uint64_t worst, int8_t exp)
+{
     if (worst >= ES_SUM_LIMIT) {
         return worst;
     }
-    if (w->exp >= 0) {
-        return worst << w->exp;
+    if (exp >= 0) {
+        return worst << exp;
     }
-    uint32_t s = (uint32_t)(-w->exp);
+    uint32_t s = (uint32_t)(-exp);
     return (worst + (((uint64_t)1 << s) - 1u)) >> s; /* ceil, as -((-worst) >> s) */
 }
 
@@ -396,19 +402,46 @@ es_status_t es_model_parse(es_model_t *m, const uint8_t *blob, uint32_t len, es_
 
     uint32_t fan_in = pm.input_size;
     for (uint32_t i = 0; i < m->n_layers; ++i) {
-        const es_layer_t *L = &m->layers[i];
+        es_layer_t *L = &m->layers[i];
         if (L->w.fan_in != fan_in) {
             return es_error_set(err, ES_ERR_MODEL_INVALID, i, "layer %u: fan_in %u != previous size %u",
                                 i, (uint32_t)L->w.fan_in, fan_in);
         }
-        uint64_t worst = worst_case_input(&L->w, i == 0u ? bound : 1u);
-        if (L->recurrent && worst < ES_SUM_LIMIT) {
-            worst += worst_case_input(&L->rec, 1u);
+        const uint32_t lbound = i == 0u ? bound : 1u;
+        uint64_t max_pn, max_sum, rec_pn = 0, rec_sum = 0;
+        column_bounds(&L->w, &max_pn, &max_sum);
+        /* the validator's rule (SEMANTICS.md): max(P, N) x bound, shifted */
+        uint64_t worst = shifted_bound(max_pn * lbound, L->w.exp);
+        uint64_t rec_worst = 0;
+        if (L->recurrent) {
+            column_bounds(&L->rec, &rec_pn, &rec_sum);
+            rec_worst = shifted_bound(rec_pn, L->rec.exp);
+        }
+        if (worst < ES_SUM_LIMIT) {
+            worst += rec_worst;
         }
         if (worst >= ES_A_IN_LIMIT) {
             uint32_t shown = worst > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)worst;
             return es_error_set(err, ES_ERR_MODEL_INVALID, i, "layer %u: worst-case input %u "
                                 "reaches 2^17; lower the weight exp", i, shown);
+        }
+        /* Signed direct inputs can meet every weight of a column with its own sign: the sums
+         * reach (P + N) x bound. Facts for the fast paths (the results never depend on them). */
+        const bool signed_in = i == 0u && m->input_kind == ES_INPUT_VALUES;
+        const uint64_t sum_worst = signed_in ? max_sum * lbound : max_pn;
+        L->flags = 0;
+        if (sum_worst < ES_SUM_LIMIT) {
+            L->flags |= ES_LAYER_SUM32;
+            if (shifted_bound(sum_worst, L->w.exp) + rec_worst < ES_A_IN_LIMIT) {
+                L->flags |= ES_LAYER_SMALL_INPUT;
+            }
+        }
+        if (signed_in && L->w.encoding == ES_W_TERNARY2 && L->w.a_pos_pn == NULL &&
+            L->w.a_neg_pn == NULL) {
+            const uint32_t amax = L->w.a_pos > L->w.a_neg ? L->w.a_pos : L->w.a_neg;
+            if ((uint32_t)lbound * amax < 32768u) {
+                L->w.flags |= ES_W_VALUES16;
+            }
         }
         fan_in = L->size;
     }

@@ -170,7 +170,7 @@ static es_status_t open_engine(es_model_t *m, es_engine_t *e, const uint8_t *blo
 
 int32_t es_run_batch(const uint8_t *blob, uint32_t len, uint32_t n_inputs,
                      const uint32_t *events, const uint32_t *event_offsets,
-                     const int32_t *values,
+                     const int32_t *values, uint32_t input_flags,
                      void *arena, uint32_t arena_bytes,
                      int64_t *scores, int32_t *predictions, uint64_t *counters,
                      uint8_t *rasters, int32_t *final_u, int32_t *final_v, int32_t *final_th,
@@ -193,7 +193,8 @@ int32_t es_run_batch(const uint8_t *blob, uint32_t len, uint32_t n_inputs,
         neurons += m.layers[l].size;
     }
     const uint32_t n_out = m.layers[m.n_layers - 1u].size;
-    const uint32_t per_values = (uint32_t)m.timesteps * m.input_size;
+    const bool is_static = (input_flags & ES_INPUT_STATIC) != 0u;
+    const uint32_t per_values = is_static ? m.input_size : (uint32_t)m.timesteps * m.input_size;
     for (uint32_t i = 0; i < n_inputs; ++i) {
         es_input_t in;
         memset(&in, 0, sizeof(in));
@@ -210,6 +211,7 @@ int32_t es_run_batch(const uint8_t *blob, uint32_t len, uint32_t n_inputs,
         } else {
             in.values = values != NULL ? values + (size_t)i * per_values : NULL;
             in.n_values = values != NULL ? per_values : 0u;
+            in.static_values = is_static;
         }
         es_status_t st = run_one(&e, &in, scores + (size_t)i * n_out,
                                  predictions ? predictions + i : NULL,
@@ -231,7 +233,7 @@ int32_t es_run_batch(const uint8_t *blob, uint32_t len, uint32_t n_inputs,
 
 int32_t es_run_blob(const uint8_t *blob, uint32_t len,
                     const uint32_t *events, uint32_t n_events,
-                    const int32_t *values, uint32_t n_values,
+                    const int32_t *values, uint32_t n_values, uint32_t input_flags,
                     void *arena, uint32_t arena_bytes,
                     int64_t *scores, int32_t *prediction, uint64_t *counters,
                     uint8_t *raster, int32_t *final_u, int32_t *final_v, int32_t *final_th,
@@ -246,7 +248,7 @@ int32_t es_run_blob(const uint8_t *blob, uint32_t len,
         ES_OK) {
         return fail(&err, err_text, err_len);
     }
-    es_input_t in = {events, n_events, values, n_values};
+    es_input_t in = {events, n_events, values, n_values, (input_flags & ES_INPUT_STATIC) != 0u};
     es_status_t st = run_one(&e, &in, scores, prediction, counters, raster, final_u, final_v,
                              final_th, cycles, &err);
     return st == ES_OK ? (int32_t)ES_OK : fail(&err, err_text, err_len);

@@ -8,7 +8,7 @@
  *   uint32_t es_blob_info(const uint8_t *blob, uint32_t len, uint32_t *info, uint32_t info_len);
  *   int32_t  es_run_blob(const uint8_t *blob, uint32_t len,
  *                        const uint32_t *events, uint32_t n_events,
- *                        const int32_t *values, uint32_t n_values,
+ *                        const int32_t *values, uint32_t n_values, uint32_t input_flags,
  *                        void *arena, uint32_t arena_bytes,
  *                        int64_t *scores, int32_t *prediction, uint64_t *counters,
  *                        uint8_t *raster, int32_t *final_u, int32_t *final_v, int32_t *final_th,
@@ -16,7 +16,7 @@
  *                        char *err_text, uint32_t err_len);
  *   int32_t  es_run_batch(const uint8_t *blob, uint32_t len, uint32_t n_inputs,
  *                         const uint32_t *events, const uint32_t *event_offsets,
- *                         const int32_t *values,
+ *                         const int32_t *values, uint32_t input_flags,
  *                         void *arena, uint32_t arena_bytes,
  *                         int64_t *scores, int32_t *predictions, uint64_t *counters,
  *                         uint8_t *rasters, int32_t *final_u, int32_t *final_v,
@@ -32,7 +32,8 @@
  * means NULL is allowed and skips that output):
  *   arena      es_arena_bytes_for_blob(blob) bytes, 8-byte aligned.
  *   events     INPUT_SPIKES models: (step << 16) | index, strictly increasing.
- *   values     INPUT_VALUES models: T * input_size, row-major by step.
+ *   values     INPUT_VALUES models: T * input_size, row-major by step; with
+ *              input_flags & ES_INPUT_STATIC: input_size values, the same at every step.
  *   scores     O int64 (per input).                 prediction: 1 int32 (per input).
  *   counters   L * 5 uint64 (per input): input_events, synops, neuron_updates, spikes, cycles.
  *   raster     optional, T * N bytes (per input): layer by layer, each T x size, 0/1.
@@ -41,7 +42,8 @@
  *   cycles     optional, 1 uint64 (per input): the whole inference, from cycle_fn.
  *   cycle_fn   optional port counter (e.g. SysTick under QEMU -icount); NULL: no cycles.
  * es_run_batch: input i uses events[event_offsets[i] .. event_offsets[i+1]) (spike models;
- * event_offsets has n_inputs + 1 entries) or values + i * T * input_size (value models);
+ * event_offsets has n_inputs + 1 entries) or values + i * T * input_size (value models; i *
+ * input_size with ES_INPUT_STATIC);
  * outputs are indexed the same way. The blob is parsed and the arena set up once.
  * *failed_input: the input that failed (n_inputs if the blob itself failed).
  *
@@ -59,6 +61,7 @@ extern "C" {
 
 #define ES_CORE_VERSION 0x000100u /* 0.1.0 */
 #define ES_RUNNER_COUNTERS 5u     /* uint64 counters per layer in the flat outputs */
+#define ES_INPUT_STATIC 0x1u      /* input_flags: one step of values, used at every step */
 
 uint32_t es_core_version(void);
 
@@ -68,7 +71,7 @@ int32_t es_blob_info(const uint8_t *blob, uint32_t len, uint32_t *info, uint32_t
 
 int32_t es_run_blob(const uint8_t *blob, uint32_t len,
                     const uint32_t *events, uint32_t n_events,
-                    const int32_t *values, uint32_t n_values,
+                    const int32_t *values, uint32_t n_values, uint32_t input_flags,
                     void *arena, uint32_t arena_bytes,
                     int64_t *scores, int32_t *prediction, uint64_t *counters,
                     uint8_t *raster, int32_t *final_u, int32_t *final_v, int32_t *final_th,
@@ -77,7 +80,7 @@ int32_t es_run_blob(const uint8_t *blob, uint32_t len,
 
 int32_t es_run_batch(const uint8_t *blob, uint32_t len, uint32_t n_inputs,
                      const uint32_t *events, const uint32_t *event_offsets,
-                     const int32_t *values,
+                     const int32_t *values, uint32_t input_flags,
                      void *arena, uint32_t arena_bytes,
                      int64_t *scores, int32_t *predictions, uint64_t *counters,
                      uint8_t *rasters, int32_t *final_u, int32_t *final_v, int32_t *final_th,

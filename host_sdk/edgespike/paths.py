@@ -46,6 +46,12 @@ def firmware_image(board: str = DEFAULT_BOARD) -> Path:
     return _need(build_dir() / tree / f"edgespike-{tree}.elf", f"the {board} firmware")
 
 
-def runner_image(board: str = DEFAULT_BOARD) -> Path:
-    """The semihosting runner (ELF): runs one blob on one input file inside QEMU, no link."""
-    return _need(build_dir() / board / f"edgespike-runner-{board}.elf", f"the {board} runner")
+def runner_image(board: str = DEFAULT_BOARD, kernels: str = "default") -> Path:
+    """The semihosting runner (ELF): runs one blob on one input file inside QEMU, no link.
+
+    ``kernels="plain"``: the same runner built with the portable C kernels instead of the
+    board's DSP kernels (``-DES_PLAIN_KERNELS=1``), to test both paths on the same core.
+    """
+    suffix = "" if kernels == "default" else f"-{kernels}"
+    return _need(build_dir() / board / f"edgespike-runner-{board}{suffix}.elf",
+                 f"the {board} runner ({kernels} kernels)")

@@ -80,6 +80,15 @@ static void test_arith(void)
     CHECK(es_clip24(100) == 100);
 }
 
+/* One neuron, one step, a_in given directly. */
+static uint32_t lif1(const es_neurons_t *n, int32_t *u, int32_t *v, int32_t *th, uint8_t *ref,
+                     const int32_t *a, uint16_t *spk)
+{
+    const es_lif_state_t st = {u, v, th, ref};
+    const int32_t a6 = a[0] * 64;
+    return es_lif_update(n, &st, 0, 1, &a6, true, spk, NULL);
+}
+
 static void test_lif(void)
 {
     es_neurons_t n;
@@ -92,14 +101,14 @@ static void test_lif(void)
     int32_t u[1] = {0}, v[1] = {0}, a[1] = {2}; /* a_in << 6 = 128 */
     uint8_t ref[1] = {0};
     uint16_t spk[1];
-    CHECK(es_lif_update(&n, u, v, NULL, ref, 0, 1, a, spk) == 1u);
+    CHECK(lif1(&n, u, v, NULL, ref, a, spk) == 1u);
     CHECK(spk[0] == 0u && v[0] == 0 && ref[0] == 2u && u[0] == 128);
     /* two refractory steps: no spike, v held, u still integrates */
-    CHECK(es_lif_update(&n, u, v, NULL, ref, 0, 1, a, spk) == 0u);
+    CHECK(lif1(&n, u, v, NULL, ref, a, spk) == 0u);
     CHECK(v[0] == 0 && ref[0] == 1u);
-    CHECK(es_lif_update(&n, u, v, NULL, ref, 0, 1, a, spk) == 0u);
+    CHECK(lif1(&n, u, v, NULL, ref, a, spk) == 0u);
     CHECK(v[0] == 0 && ref[0] == 0u);
-    CHECK(es_lif_update(&n, u, v, NULL, ref, 0, 1, a, spk) == 1u);
+    CHECK(lif1(&n, u, v, NULL, ref, a, spk) == 1u);
 
     /* reset by subtraction and an adaptive threshold */
     memset(&n, 0, sizeof(n));
@@ -113,10 +122,10 @@ static void test_lif(void)
     u[0] = 0;
     v[0] = 0;
     a[0] = 3; /* 192 per step */
-    CHECK(es_lif_update(&n, u, v, th, NULL, 0, 1, a, spk) == 1u);
+    CHECK(lif1(&n, u, v, th, NULL, a, spk) == 1u);
     CHECK(v[0] == 192 - 64 && th[0] == 128);
     /* v = 128 + 192 = 320 > 64 + 128: spike, v = 320 - 192 = 128; th = 64 + 128 */
-    CHECK(es_lif_update(&n, u, v, th, NULL, 0, 1, a, spk) == 1u);
+    CHECK(lif1(&n, u, v, th, NULL, a, spk) == 1u);
     CHECK(v[0] == 128 && th[0] == 192);
 
     /* clip of v at 2^23 - 1, wrap of u past 2^23 */
@@ -127,14 +136,14 @@ static void test_lif(void)
     u[0] = 8388600;
     v[0] = 8388000;
     a[0] = 1; /* +64: 8388664 > 2^23 wraps to 8388664 - 2^24 */
-    CHECK(es_lif_update(&n, u, v, NULL, NULL, 0, 1, a, spk) == 0u);
+    CHECK(lif1(&n, u, v, NULL, NULL, a, spk) == 0u);
     CHECK(u[0] == 8388664 - 16777216);
     CHECK(v[0] == 8388000 + (8388664 - 16777216));
     /* clipped to 2^23 - 1 = 8388607 > theta = 131071 << 6 = 8388544: spike, subtract */
     n.reset = ES_RESET_SUBTRACT;
     u[0] = 100;
     v[0] = 8388600;
-    CHECK(es_lif_update(&n, u, v, NULL, NULL, 0, 1, a, spk) == 1u);
+    CHECK(lif1(&n, u, v, NULL, NULL, a, spk) == 1u);
     CHECK(v[0] == 8388607 - 8388544);
 }
 
@@ -151,6 +160,86 @@ static void reseal(uint32_t len)
     for (int i = 0; i < 4; ++i) {
         g_blob[len - 4u + (uint32_t)i] = (uint8_t)(crc >> (8 * i));
     }
+}
+
+/* xorshift32: a reproducible stream of test values */
+static uint32_t g_rng = 0x9E3779B9u;
+static uint32_t rnd(void)
+{
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 17;
+    g_rng ^= g_rng << 5;
+    return g_rng;
+}
+
+/* A value from the edges of [lo, hi] or anywhere in between. */
+static int32_t pick(int32_t lo, int32_t hi)
+{
+    const uint32_t r = rnd() % 8u;
+    if (r == 0u) return lo;
+    if (r == 1u) return hi;
+    if (r == 2u) return lo + 1;
+    if (r == 3u) return hi - 1;
+    if (r == 4u) return 0;
+    return lo + (int32_t)(rnd() % (uint32_t)(hi - lo + 1));
+}
+
+/* The fast neuron update (reset to zero, per-layer bias) equals the general one, neuron for
+ * neuron, over random parameters and states at the 24-bit edges. The general path is taken by
+ * giving refractory counters that stay 0 (refractory = 0). */
+static void test_lif_fast_equals_general(void)
+{
+    enum { N = 37 };
+    static int32_t u1[N], v1[N], u2[N], v2[N], a6[N];
+    static uint8_t ref[N];
+    static uint8_t vth_pn[4 * N];
+    uint16_t s1[N], s2[N];
+    unsigned bad = 0;
+    for (unsigned trial = 0; trial < 3000u; ++trial) {
+        es_neurons_t n;
+        memset(&n, 0, sizeof(n));
+        static const uint16_t decays[] = {0, 1, 410, 2047, 2048, 2049, 4095, 4096};
+        n.du = (uint16_t)(rnd() % 3u == 0u ? decays[rnd() % 8u] : rnd() % 4097u);
+        n.dv = (uint16_t)(rnd() % 3u == 0u ? decays[rnd() % 8u] : rnd() % 4097u);
+        n.vth = (uint32_t)pick(0, 131071);
+        n.bias_mant = (int16_t)pick(-4096, 4095);
+        n.bias_exp = (uint8_t)(rnd() % 8u);
+        n.vth_pn = NULL;
+        if (rnd() % 2u) {
+            for (unsigned k = 0; k < N; ++k) {
+                const uint32_t t = (uint32_t)pick(0, 131071);
+                vth_pn[4 * k] = (uint8_t)t;
+                vth_pn[4 * k + 1] = (uint8_t)(t >> 8);
+                vth_pn[4 * k + 2] = (uint8_t)(t >> 16);
+                vth_pn[4 * k + 3] = 0;
+            }
+            n.vth_pn = vth_pn;
+        }
+        const bool small = rnd() % 4u != 0u;
+        const bool has_in = rnd() % 5u != 0u;
+        for (unsigned k = 0; k < N; ++k) {
+            u1[k] = u2[k] = pick(-8388607, 8388608);
+            v1[k] = v2[k] = pick(-8388607, 8388607);
+            /* |a_in| below 2^17 (small) or 2^18 (signed direct inputs) */
+            const int32_t lim = (small ? 131071 : 262143);
+            a6[k] = pick(-lim, lim) * 64;
+            ref[k] = 0;
+        }
+        const es_lif_state_t fast = {u1, v1, NULL, NULL};
+        const es_lif_state_t general = {u2, v2, NULL, ref};
+        const uint32_t k0 = rnd() % 4u;
+        const uint32_t n1 = es_lif_update(&n, &fast, k0, N, has_in ? a6 + k0 : NULL, small, s1, NULL);
+        const uint32_t n2 = es_lif_update(&n, &general, k0, N, has_in ? a6 + k0 : NULL, small, s2, NULL);
+        bool same = n1 == n2 && memcmp(s1, s2, 2u * n1) == 0;
+        for (unsigned k = 0; k < N; ++k) {
+            same = same && u1[k] == u2[k] && v1[k] == v2[k];
+        }
+        if (!same && bad++ < 3u) {
+            printf("fast != general: trial %u du %u dv %u vth %u bias %d<<%u small %d in %d\n",
+                   trial, n.du, n.dv, (unsigned)n.vth, n.bias_mant, n.bias_exp, small, has_in);
+        }
+    }
+    CHECK(bad == 0u);
 }
 
 static void test_parser(void)
@@ -218,7 +307,7 @@ static void test_parser(void)
             int64_t scores[ES_MAX_LAYER_SIZE < 64 ? ES_MAX_LAYER_SIZE : 64];
             memset(&res, 0, sizeof(res));
             res.scores = scores;
-            es_input_t in = {NULL, 0, NULL, 0};
+            es_input_t in = {NULL, 0, NULL, 0, false};
             if (inside && es_engine_arena_bytes(&m) <= sizeof(g_arena) &&
                 m.layers[m.n_layers - 1u].size <= 64u && m.input_kind == ES_INPUT_SPIKES &&
                 es_engine_init(&e, &m, g_arena, sizeof(g_arena), &err) == ES_OK &&
@@ -253,7 +342,7 @@ static void test_int8_run(void)
     res.scores = scores;
     res.spike_events = spikes;
     res.spike_capacity = 4;
-    es_input_t in = {tv_int8_events, (uint32_t)NELEM(tv_int8_events), NULL, 0};
+    es_input_t in = {tv_int8_events, (uint32_t)NELEM(tv_int8_events), NULL, 0, false};
     for (int rep = 0; rep < 2; ++rep) { /* the second run must start from reset state */
         CHECK(es_engine_run(&e, &in, &res, &err) == ES_OK);
         CHECK(res.prediction == TV_INT8_PREDICTION);
@@ -272,13 +361,13 @@ static void test_int8_run(void)
     }
     /* bad inputs are rejected with a reason, the engine stays usable */
     uint32_t bad_step[1] = {(12u << 16) | 0u};
-    es_input_t b1 = {bad_step, 1, NULL, 0};
+    es_input_t b1 = {bad_step, 1, NULL, 0, false};
     CHECK(es_engine_run(&e, &b1, &res, &err) == ES_ERR_BAD_INPUT && contains(err.text, "step 12"));
     uint32_t bad_idx[1] = {(1u << 16) | 6u};
-    es_input_t b2 = {bad_idx, 1, NULL, 0};
+    es_input_t b2 = {bad_idx, 1, NULL, 0, false};
     CHECK(es_engine_run(&e, &b2, &res, &err) == ES_ERR_BAD_INPUT && contains(err.text, "index 6"));
     uint32_t unsorted[2] = {(2u << 16) | 1u, (1u << 16) | 1u};
-    es_input_t b3 = {unsorted, 2, NULL, 0};
+    es_input_t b3 = {unsorted, 2, NULL, 0, false};
     CHECK(es_engine_run(&e, &b3, &res, &err) == ES_ERR_BAD_INPUT && err.detail == 1u);
     CHECK(es_engine_run(&e, &in, &res, &err) == ES_OK && res.prediction == TV_INT8_PREDICTION);
 
@@ -318,7 +407,7 @@ static void test_ternary_run(void)
     char text[96];
     CHECK(es_arena_bytes_for_blob(tv_tern_blob, (uint32_t)sizeof(tv_tern_blob)) == TV_TERN_ARENA);
     int32_t st = es_run_blob(tv_tern_blob, (uint32_t)sizeof(tv_tern_blob), NULL, 0, tv_tern_values,
-                             (uint32_t)NELEM(tv_tern_values), g_arena, sizeof(g_arena), scores, &pred,
+                             (uint32_t)NELEM(tv_tern_values), 0u, g_arena, sizeof(g_arena), scores, &pred,
                              counters, NULL, NULL, NULL, th, &cycles, fake_clock, &clock, text,
                              sizeof(text));
     CHECK(st == ES_OK);
@@ -329,11 +418,11 @@ static void test_ternary_run(void)
     int32_t big[36];
     memcpy(big, tv_tern_values, sizeof(big));
     big[7] = 501;
-    st = es_run_blob(tv_tern_blob, (uint32_t)sizeof(tv_tern_blob), NULL, 0, big, 36, g_arena,
+    st = es_run_blob(tv_tern_blob, (uint32_t)sizeof(tv_tern_blob), NULL, 0, big, 36, 0u, g_arena,
                      sizeof(g_arena), scores, &pred, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
                      NULL, text, sizeof(text));
     CHECK(st == ES_ERR_BAD_INPUT && contains(text, "is 501"));
-    st = es_run_blob(tv_tern_blob, 10, NULL, 0, big, 36, g_arena, sizeof(g_arena), scores, &pred,
+    st = es_run_blob(tv_tern_blob, 10, NULL, 0, big, 36, 0u, g_arena, sizeof(g_arena), scores, &pred,
                      NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, text, sizeof(text));
     CHECK(st == ES_ERR_MODEL_CRC && contains(text, "content hash"));
 }
@@ -400,6 +489,7 @@ int main(void)
     test_crc32();
     test_arith();
     test_lif();
+    test_lif_fast_equals_general();
     test_parser();
     test_int8_run();
     test_ternary_run();

@@ -28,7 +28,7 @@ static const int64_t tv_int8_scores[] = {
     0, 0, 12
 };
 #define TV_INT8_PREDICTION 2
-#define TV_INT8_ARENA 160u
+#define TV_INT8_ARENA 172u
 static const uint64_t tv_int8_counters[] = {
     33, 165, 60, 17, 28, 84, 36, 12
 };
@@ -56,7 +56,7 @@ static const int64_t tv_tern_scores[] = {
     -7336272, -84742, -331139, -5571969, -11257032, -8297096, -282054
 };
 #define TV_TERN_PREDICTION 1
-#define TV_TERN_ARENA 168u
+#define TV_TERN_ARENA 196u
 static const int32_t tv_tern_th[] = {
     749, 4428, 1280, 694, 694, 1444, 6568
 };

@@ -12,6 +12,7 @@
 #define OUT_MAGIC 0x314F5345u /* "ESO1" */
 #define FLAG_RASTER 0x1u
 #define FLAG_STATE 0x2u
+#define FLAG_STATIC 0x4u /* values inputs: one step, the same at every step */
 #define ERR_TEXT 96u
 
 #ifndef ES_RUNNER_INPUT_ITEMS
@@ -119,7 +120,7 @@ int main(void)
                       (uint32_t)(sizeof(g_info) / sizeof(g_info[0])));
     if (st != ES_OK) {
         /* Let the engine say why: es_run_blob reports the parse error text. */
-        (void)es_run_blob((const uint8_t *)g_blob, (uint32_t)blob_len, NULL, 0, NULL, 0, g_arena,
+        (void)es_run_blob((const uint8_t *)g_blob, (uint32_t)blob_len, NULL, 0, NULL, 0, 0u, g_arena,
                           sizeof(g_arena), g_scores, &st, g_counters, NULL, NULL, NULL, NULL,
                           NULL, NULL, NULL, g_err, ERR_TEXT);
         memset(g_info, 0, sizeof(g_info));
@@ -173,6 +174,7 @@ int main(void)
         st = es_run_blob((const uint8_t *)g_blob, (uint32_t)blob_len,
                          kind == 0u ? g_items : NULL, kind == 0u ? n : 0u,
                          kind == 1u ? (const int32_t *)g_items : NULL, kind == 1u ? n : 0u,
+                         (flags & FLAG_STATIC) ? ES_INPUT_STATIC : 0u,
                          g_arena, sizeof(g_arena), g_scores, &pred, g_counters,
                          (flags & FLAG_RASTER) ? g_raster : NULL,
                          (flags & FLAG_STATE) ? g_u : NULL, (flags & FLAG_STATE) ? g_v : NULL,

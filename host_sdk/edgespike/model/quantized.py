@@ -269,7 +269,9 @@ class Model:
         refractory counters (uint8, if used), this step's spike list (uint16), the previous
         step's spike list (uint16, recurrent layers), the non-zero count of each weight row
         (uint16 per fan-in row, then per recurrent row); then one int64 score per output
-        neuron, 8-byte aligned. Every block is padded to 4 bytes.
+        neuron, 8-byte aligned; then, for direct (values) input, the first layer's synaptic input
+        of a static input (int32 per neuron), for spike input one step's input indices (uint16
+        per input). Every block is padded to 4 bytes.
         """
 
         def pad(nbytes: int) -> int:
@@ -287,7 +289,12 @@ class Model:
             total += pad(2 * layer.weights.fan_in)
             if layer.recurrent is not None:
                 total += pad(2 * n) + pad(2 * n)
-        return ((total + 7) & ~7) + 8 * self.output_size
+        total = ((total + 7) & ~7) + 8 * self.output_size
+        if self.input_kind == "values":
+            total += 4 * self.layers[0].size
+        else:
+            total += pad(2 * self.input_size)
+        return total
 
     def fp32_weight_bytes(self) -> int:
         """What the same weights take as float32, in bytes (the usual baseline)."""

@@ -43,6 +43,8 @@ ES_ERR_MODEL_CRC = 9
 ES_ERR_BAD_INPUT = 13
 ES_ERR_UNSUPPORTED = 14
 
+#: es_runner.h input flag: values hold one step, used at every step of the inference.
+ES_INPUT_STATIC = 1
 _COUNTERS = 5  # uint64 per layer: input_events, synops, neuron_updates, spikes, cycles
 _ERR_LEN = 256
 _DECODINGS = ("spike_count", "membrane_last", "membrane_sum", "first_spike")
@@ -68,7 +70,7 @@ def _load(path: str) -> ctypes.CDLL:
     lib.es_run_batch.restype = ctypes.c_int32
     lib.es_run_batch.argtypes = [
         ctypes.c_char_p, ctypes.c_uint32, ctypes.c_uint32,     # blob, len, n_inputs
-        _u32p, _u32p, _i32p,                                   # events, offsets, values
+        _u32p, _u32p, _i32p, ctypes.c_uint32,                  # events, offsets, values, flags
         ctypes.c_void_p, ctypes.c_uint32,                      # arena
         _i64p, _i32p, _u64p,                                   # scores, predictions, counters
         _u8p, _i32p, _i32p, _i32p,                             # rasters, u, v, th
@@ -79,6 +81,7 @@ def _load(path: str) -> ctypes.CDLL:
     lib.es_run_blob.argtypes = [
         ctypes.c_char_p, ctypes.c_uint32,                      # blob, len
         _u32p, ctypes.c_uint32, _i32p, ctypes.c_uint32,        # events, values
+        ctypes.c_uint32,                                       # input flags
         ctypes.c_void_p, ctypes.c_uint32,                      # arena
         _i64p, _i32p, _u64p,                                   # scores, prediction, counters
         _u8p, _i32p, _i32p, _i32p,                             # raster, u, v, th
@@ -171,8 +174,9 @@ class CoreModel:
             layer_sizes=tuple(int(s) for s in buf[7:7 + n_layers]), arena_bytes=int(buf[5]),
         )
 
-    def _run_raw(self, n: int, events, offsets, values, outputs) -> None:
-        """One es_run_batch call; outputs: dict of numpy buffers (or None to parse only)."""
+    def _run_raw(self, n: int, events, offsets, values, outputs, flags: int = 0) -> None:
+        """One es_run_batch call; outputs: dict of numpy buffers (or None to parse only);
+        flags: ``ES_INPUT_STATIC`` when ``values`` hold one step per input."""
         out = outputs or {}
         arena = getattr(self, "_arena", None)
         failed = ctypes.c_uint32(0)
@@ -180,7 +184,7 @@ class CoreModel:
         dummy_scores = np.zeros(1, dtype=np.int64)
         code = self.lib.es_run_batch(
             self.blob, len(self.blob), n,
-            _ptr(events, _u32p), _ptr(offsets, _u32p), _ptr(values, _i32p),
+            _ptr(events, _u32p), _ptr(offsets, _u32p), _ptr(values, _i32p), flags,
             None if arena is None else arena.ctypes.data_as(ctypes.c_void_p),
             0 if arena is None else arena.nbytes,
             _ptr(out.get("scores", dummy_scores), _i64p), _ptr(out.get("pred"), _i32p),
@@ -229,13 +233,15 @@ class CoreModel:
         ev = np.ascontiguousarray(np.asarray(events, dtype=np.uint32).ravel())
         return self._run_single(ev, None)
 
-    def run_values(self, values: np.ndarray) -> RunOutput:
+    def run_values(self, values: np.ndarray, static: bool = False) -> RunOutput:
         """Run one direct-encoded input given as flat int32 values (count and range checked
-        by the C core, through ``es_run_blob``)."""
+        by the C core, through ``es_run_blob``). ``static``: the values are one step
+        (``input_size`` of them), the same at every step."""
         vals = np.ascontiguousarray(np.asarray(values, dtype=np.int32).ravel())
-        return self._run_single(None, vals)
+        return self._run_single(None, vals, ES_INPUT_STATIC if static else 0)
 
-    def _run_single(self, events: Optional[np.ndarray], values: Optional[np.ndarray]) -> RunOutput:
+    def _run_single(self, events: Optional[np.ndarray], values: Optional[np.ndarray],
+                    flags: int = 0) -> RunOutput:
         info = self.info
         n_layers, neurons, steps = len(info.layer_sizes), info.neurons, info.timesteps
         out = {
@@ -250,7 +256,7 @@ class CoreModel:
         code = self.lib.es_run_blob(
             self.blob, len(self.blob),
             _ptr(events, _u32p), 0 if events is None else events.size,
-            _ptr(values, _i32p), 0 if values is None else values.size,
+            _ptr(values, _i32p), 0 if values is None else values.size, flags,
             self._arena.ctypes.data_as(ctypes.c_void_p), self._arena.nbytes,
             _ptr(out["scores"], _i64p), _ptr(out["pred"], _i32p), _ptr(out["counters"], _u64p),
             _ptr(out["raster"], _u8p), _ptr(out["u"], _i32p), _ptr(out["v"], _i32p),
@@ -259,10 +265,14 @@ class CoreModel:
         raise_for_status(code, err.value.decode("utf-8", "replace"))
         return self._unpack(1, out, record=True)[0]
 
-    def run_batch(self, inputs: np.ndarray, record: bool = True) -> list[RunOutput]:
+    def run_batch(self, inputs: np.ndarray, record: bool = True,
+                  static: Optional[bool] = None) -> list[RunOutput]:
         """Run a batch (``batch x timesteps x input_size``, or one input) from reset state.
 
         With ``record=False`` the rasters and final states are left empty (faster, less memory).
+        ``static`` (direct-input models): send one step per input and let the core compute the
+        first layer once per inference; ``None`` does so when every input is the same at every
+        step, ``True`` requires it. The results are the same either way.
         """
         x = self._check_shape(inputs)
         results: list[RunOutput] = []
@@ -272,9 +282,17 @@ class CoreModel:
             if self.info.input_kind == "spikes":
                 events, offsets = self._events_of(part)
                 results.extend(self._run(part.shape[0], events, offsets, None, record))
+                continue
+            values = self._values_of(part)
+            same = bool(np.array_equal(values, np.broadcast_to(values[:, :1], values.shape)))
+            if static and not same:
+                raise InputError("static=True, but the input changes between time steps")
+            if static or (static is None and same):
+                results.extend(self._run(part.shape[0], None, None,
+                                         np.ascontiguousarray(values[:, 0]).reshape(-1), record,
+                                         ES_INPUT_STATIC))
             else:
-                values = self._values_of(part).reshape(-1)
-                results.extend(self._run(part.shape[0], None, None, values, record))
+                results.extend(self._run(part.shape[0], None, None, values.reshape(-1), record))
         return results
 
     def run(self, x: np.ndarray) -> RunOutput:
@@ -286,7 +304,8 @@ class CoreModel:
         return np.array([r.prediction for r in self.run_batch(inputs, record=False)],
                         dtype=np.int64)
 
-    def _run(self, n: int, events, offsets, values, record: bool) -> list[RunOutput]:
+    def _run(self, n: int, events, offsets, values, record: bool,
+             flags: int = 0) -> list[RunOutput]:
         info = self.info
         n_layers, neurons, steps = len(info.layer_sizes), info.neurons, info.timesteps
         out = {
@@ -298,7 +317,7 @@ class CoreModel:
             out["raster"] = np.zeros((n, steps * neurons), dtype=np.uint8)
             for key in ("u", "v", "th"):
                 out[key] = np.zeros((n, neurons), dtype=np.int32)
-        self._run_raw(n, events, offsets, values, out)
+        self._run_raw(n, events, offsets, values, out, flags)
         return self._unpack(n, out, record)
 
     def _unpack(self, n: int, out: dict, record: bool) -> list[RunOutput]:

@@ -12,6 +12,7 @@ import struct
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from edgespike.errors import EmulatorError, InputError, ModelError, ToolMissing
 from edgespike.model import Model, to_bytes
 from edgespike.sim.reference import LayerCounters, RunOutput, check_input, events_from_spikes
 
+_FLAG_RASTER, _FLAG_STATE, _FLAG_STATIC = 1, 2, 4
 _IN_MAGIC = 0x31495345
 _OUT_MAGIC = 0x314F5345
 _HEADER = 128
@@ -43,8 +45,12 @@ def _write_inputs(model: Model, x: np.ndarray, flags: int) -> bytes:
     kind = 0 if model.input_kind == "spikes" else 1
     parts = [struct.pack("<4I", _IN_MAGIC, kind, len(x), flags)]
     for sample in x:
-        items = (events_from_spikes(sample) if kind == 0
-                 else sample.astype("<i4").reshape(-1))
+        if kind == 0:
+            items = events_from_spikes(sample)
+        elif flags & _FLAG_STATIC:
+            items = sample[0].astype("<i4")
+        else:
+            items = sample.astype("<i4").reshape(-1)
         parts.append(struct.pack("<I", len(items)))
         parts.append(np.asarray(items, dtype="<u4" if kind == 0 else "<i4").tobytes())
     return b"".join(parts)
@@ -69,13 +75,13 @@ def _parse_outputs(model: Model, raw: bytes, n_inputs: int, flags: int) -> list[
         counters = np.frombuffer(raw, "<u8", 5 * n_layers, off).reshape(n_layers, 5); off += 40 * n_layers
         (cycles,) = struct.unpack("<Q", raw[off:off + 8]); off += 8
         spikes, u, v, th = [], [], [], []
-        if flags & 1:
+        if flags & _FLAG_RASTER:
             flat = np.frombuffer(raw, "u1", steps * n_all, off); off += steps * n_all
             start = 0
             for size in sizes:
                 spikes.append(flat[start:start + steps * size].reshape(steps, size).copy())
                 start += steps * size
-        if flags & 2:
+        if flags & _FLAG_STATE:
             state = np.frombuffer(raw, "<i4", 3 * n_all, off).reshape(3, n_all); off += 12 * n_all
             for i in range(len(sizes)):
                 u.append(state[0, offs[i]:offs[i + 1]].copy())
@@ -94,18 +100,29 @@ def _parse_outputs(model: Model, raw: bytes, n_inputs: int, flags: int) -> list[
 
 
 def run_batch(model: Model, inputs: np.ndarray, board: str = "mps2-an386",
-              record: bool = True, timeout_s: float = 120.0) -> list[RunOutput]:
+              record: bool = True, timeout_s: float = 120.0, static: Optional[bool] = None,
+              kernels: str = "default") -> list[RunOutput]:
     """Run a batch (``batch x timesteps x input_size``) on the emulated board's C core.
 
     Args:
         record: also return every layer's spike raster and the final u / v / th.
         timeout_s: wall-clock limit for the QEMU process, in seconds.
+        static: direct-input models: send one step per input, the first layer's sums computed
+            once per inference; ``None``: when every input is the same at every step.
+        kernels: ``"default"`` (the board's fastest path: DSP on the Cortex-M4) or ``"plain"``
+            (the portable C kernels built for the same board).
     """
     x = check_input(model, inputs)
     if x.ndim == 2:
         x = x[None]
-    flags = 3 if record else 0
-    image = paths.runner_image(board)
+    flags = _FLAG_RASTER | _FLAG_STATE if record else 0
+    if model.input_kind == "values":
+        same = bool(np.array_equal(x, np.broadcast_to(x[:, :1], x.shape)))
+        if static and not same:
+            raise InputError("static=True, but the input changes between time steps")
+        if static or (static is None and same):
+            flags |= _FLAG_STATIC
+    image = paths.runner_image(board, kernels)
     with tempfile.TemporaryDirectory(prefix="edgespike-qemu-") as tmp:
         work = Path(tmp)
         (work / "model.bin").write_bytes(to_bytes(model))
