@@ -90,4 +90,7 @@ def test_input_checks() -> None:
     with pytest.raises(InputError, match="shape"):
         run(model, np.zeros((3, 1), dtype=np.int64))
     with pytest.raises(InputError, match="integer"):
-        run(model, np.zeros((2, 1)))
+        run(model, np.array([[0.5], [0.0]]))
+    # exactly integral floats are taken as the integers they are (docs/SEMANTICS.md, "Inputs")
+    assert run(model, np.array([[3.0], [-2.0]])).scores.tolist() == \
+        run(model, np.array([[3], [-2]])).scores.tolist()

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Optional
 
 import numpy as np
 
@@ -11,8 +12,10 @@ from edgespike.commands._common import (
     DEVICE_HELP, HelpFormatter, add_device_options, add_json_option, emit, load_inputs,
     open_device_from_args, progress_printer, table,
 )
-from edgespike.errors import InputError
-from edgespike.model import load
+from edgespike.errors import BlobError, EdgeSpikeError, InputError, ModelError
+from edgespike.model import Model, load
+from edgespike.sim.checks import as_int64
+from edgespike.sim.reference import check_input
 
 BACKEND_CHOICES = ("device", "reference", "core", "lava", "pynn")
 
@@ -67,16 +70,56 @@ def _counters(out: Any) -> list[dict[str, int]]:
             for c in out.counters]
 
 
+def load_model(path: str | Path) -> Model:
+    """The model blob at ``path``; :class:`BlobError` (one line, no traceback) for a missing or
+    unreadable file and for any blob the loader cannot take."""
+    p = Path(path)
+    if not p.is_file():
+        raise BlobError(f"model file {p} not found (give a model blob written by "
+                        "'edgespike quantize' or edgespike.model.save)")
+    try:
+        return load(p)
+    except ModelError as exc:
+        raise BlobError(f"{p}: {exc}") from exc
+    except EdgeSpikeError:
+        raise
+    except Exception as exc:  # an unreadable file or a blob the parser chokes on
+        raise BlobError(f"{p}: not a usable EdgeSpike model blob ({type(exc).__name__}: "
+                        f"{exc}); write it again with 'edgespike quantize'") from exc
+
+
+def check_inputs(model: Model, inputs: np.ndarray, labels: Optional[np.ndarray], input_path: str,
+                 model_path: str) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Every input and label checked before anything runs (and before a device is opened):
+    exact integers in the model's range (:func:`edgespike.sim.reference.check_input`), labels
+    exact ints in ``0..output_size - 1``. Messages name the file."""
+    if inputs.shape[1:] != (model.timesteps, model.input_size):
+        raise InputError(f"{input_path}: inputs are {inputs.shape[1:]} per item; {model_path} "
+                         f"takes (timesteps, input_size) = ({model.timesteps}, {model.input_size})")
+    try:
+        inputs = check_input(model, inputs)
+        if labels is not None:
+            labels = as_int64(labels, what="label", lo=0, hi=model.output_size - 1,
+                              rule=f"{model_path} has {model.output_size} outputs (classes "
+                                   f"0..{model.output_size - 1})",
+                              float_hint="labels are class indices")
+    except InputError as exc:
+        raise InputError(f"{input_path}: {exc}") from exc
+    except ModelError as exc:
+        raise ModelError(f"{model_path}: {exc}") from exc
+    return inputs, labels
+
+
 def main(args: argparse.Namespace) -> int:
     """Load model and inputs, run them on the chosen back-end, report."""
-    model = load(args.model)
+    model = load_model(args.model)
     inputs, labels = load_inputs(args.input)
     if args.limit is not None:
+        if args.limit < 0:
+            raise InputError(f"--limit {args.limit}: give a number of inputs >= 0")
         inputs = inputs[: args.limit]
         labels = labels[: args.limit] if labels is not None else None
-    if inputs.shape[1:] != (model.timesteps, model.input_size):
-        raise InputError(f"{args.input}: inputs are {inputs.shape[1:]} per item; {args.model} "
-                         f"takes (timesteps, input_size) = ({model.timesteps}, {model.input_size})")
+    inputs, labels = check_inputs(model, inputs, labels, args.input, args.model)
     backend = args.backend or ("device" if (args.port or args.board) else "reference")
     if backend != "device" and (args.port or args.board):
         raise InputError(f"--port/--board need --backend device (got --backend {backend})")
@@ -97,7 +140,7 @@ def main(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - t0
 
     preds = np.array([o.prediction for o in outputs], dtype=np.int64)
-    accuracy = float((preds == labels.astype(np.int64)).mean()) if labels is not None else None
+    accuracy = float((preds == labels).mean()) if labels is not None and len(preds) else None
     items = []
     for o in outputs:
         item: dict[str, Any] = {"prediction": o.prediction, "scores": [int(s) for s in o.scores],

@@ -30,6 +30,7 @@ from edgespike.errors import (
 )
 from edgespike.model import blob as blob_mod
 from edgespike.model.quantized import Model
+from edgespike.sim.checks import INT32_MAX, INT32_MIN, UINT32_MAX, as_array, exact_integers
 from edgespike.sim.reference import LayerCounters, RunOutput
 
 log = logging.getLogger(__name__)
@@ -200,18 +201,24 @@ class CoreModel:
     # ---- inputs -----------------------------------------------------------------------------
 
     def _check_shape(self, inputs: np.ndarray) -> np.ndarray:
-        x = np.asarray(inputs)
+        """Inputs as exact integers, ``(n, timesteps, input_size)``: 0/1 for spike models, within
+        int32 for values (the C core checks input_max_abs); never wrapped or truncated."""
+        x = as_array(inputs, "input")
         shape = (self.info.timesteps, self.info.input_size)
         if x.ndim not in (2, 3) or x.shape[-2:] != shape:
             raise InputError(f"input shape {x.shape}; the model takes (..., {shape[0]}, "
                              f"{shape[1]}) (timesteps, input_size)")
-        if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.bool_)):
-            raise InputError(f"input must be integer (quantize it first), got {x.dtype}")
+        axes = ("input", "step", "index")
+        if self.info.input_kind == "spikes":
+            x = exact_integers(x, lo=0, hi=1, axes=axes, rule="spike input must be 0 or 1")
+        else:
+            x = exact_integers(x, lo=INT32_MIN, hi=INT32_MAX, axes=axes,
+                               rule="direct-encoded values must fit int32 (and the model's "
+                                    "input_max_abs); rescale or clip the input")
         return x[None] if x.ndim == 2 else x
 
     def _events_of(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if x.size and (x.min() < 0 or x.max() > 1):
-            raise InputError("spike input must be 0 or 1")
+        """Exact 0/1 inputs (from :meth:`_check_shape`) as sorted events and offsets."""
         b, t, i = np.nonzero(x)  # row-major: sorted by input, then step, then index
         events = ((t.astype(np.uint32) << 16) | i.astype(np.uint32)).astype(np.uint32)
         offsets = np.zeros(x.shape[0] + 1, dtype=np.uint32)
@@ -219,26 +226,35 @@ class CoreModel:
         return events, offsets
 
     def _values_of(self, x: np.ndarray) -> np.ndarray:
-        big = np.abs(x.astype(np.int64)).max() if x.size else 0
-        if big > np.iinfo(np.int32).max:
-            raise InputError(f"input value {big} does not fit int32")
+        """Exact int32-range inputs (from :meth:`_check_shape`) as contiguous int32."""
         return np.ascontiguousarray(x, dtype=np.int32)
 
     # ---- running ----------------------------------------------------------------------------
 
     def run_events(self, events: np.ndarray) -> RunOutput:
-        """Run one spike input given as events ``(step << 16) | index`` (uint32), unchecked
-        by Python: the C core validates them (sorted, in range) and raises :class:`InputError`.
-        Uses the single-input entry point ``es_run_blob``."""
-        ev = np.ascontiguousarray(np.asarray(events, dtype=np.uint32).ravel())
-        return self._run_single(ev, None)
+        """Run one spike input given as events ``(step << 16) | index`` (uint32). Python only
+        checks that every code is exactly an integer in 0..2^32-1 (floats are refused); the C
+        core validates them (sorted, in range) and raises :class:`InputError`. Uses the
+        single-input entry point ``es_run_blob``."""
+        ev = as_array(events, "events")
+        if ev.ndim != 1:
+            raise InputError(f"events must be a 1-D array of codes (step << 16) | index, got "
+                             f"shape {ev.shape}")
+        ev = exact_integers(ev, what="events", lo=0,
+                            hi=UINT32_MAX, allow_float=False,
+                            rule="event codes are (step << 16) | index, in 0..2^32-1",
+                            float_hint="events are integer codes (step << 16) | index")
+        return self._run_single(np.ascontiguousarray(ev, dtype=np.uint32), None)
 
     def run_values(self, values: np.ndarray, static: bool = False) -> RunOutput:
-        """Run one direct-encoded input given as flat int32 values (count and range checked
-        by the C core, through ``es_run_blob``). ``static``: the values are one step
-        (``input_size`` of them), the same at every step."""
-        vals = np.ascontiguousarray(np.asarray(values, dtype=np.int32).ravel())
-        return self._run_single(None, vals, ES_INPUT_STATIC if static else 0)
+        """Run one direct-encoded input given as flat int32 values (exact integers within int32
+        checked here; count and input_max_abs checked by the C core, through ``es_run_blob``).
+        ``static``: the values are one step (``input_size`` of them), the same at every step."""
+        vals = exact_integers(as_array(values, "input").ravel(), lo=INT32_MIN, hi=INT32_MAX,
+                              rule="direct-encoded values must fit int32 (and the model's "
+                                   "input_max_abs); rescale or clip the input")
+        return self._run_single(None, np.ascontiguousarray(vals, dtype=np.int32),
+                                ES_INPUT_STATIC if static else 0)
 
     def _run_single(self, events: Optional[np.ndarray], values: Optional[np.ndarray],
                     flags: int = 0) -> RunOutput:
@@ -297,7 +313,11 @@ class CoreModel:
 
     def run(self, x: np.ndarray) -> RunOutput:
         """Run one inference (``timesteps x input_size``)."""
-        return self.run_batch(np.asarray(x)[None])[0]
+        x = as_array(x, "input")
+        if x.ndim != 2:
+            raise InputError(f"run takes one input (timesteps, input_size), got shape {x.shape}; "
+                             "use run_batch for a batch")
+        return self.run_batch(x[None])[0]
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
         """Predicted class per input of a batch."""

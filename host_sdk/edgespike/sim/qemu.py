@@ -19,6 +19,7 @@ import numpy as np
 from edgespike import paths
 from edgespike.errors import EmulatorError, InputError, ModelError, ToolMissing
 from edgespike.model import Model, to_bytes
+from edgespike.sim.checks import as_array
 from edgespike.sim.reference import LayerCounters, RunOutput, check_input, events_from_spikes
 
 _FLAG_RASTER, _FLAG_STATE, _FLAG_STATIC = 1, 2, 4
@@ -111,8 +112,12 @@ def run_batch(model: Model, inputs: np.ndarray, board: str = "mps2-an386",
             once per inference; ``None``: when every input is the same at every step.
         kernels: ``"default"`` (the board's fastest path: DSP on the Cortex-M4) or ``"plain"``
             (the portable C kernels built for the same board).
+
+    Raises:
+        ModelError: the model fails validation (checked before anything runs).
+        InputError: an input does not fit the model (:func:`~edgespike.sim.reference.check_input`).
     """
-    x = check_input(model, inputs)
+    x = check_input(model, inputs)  # validates the model first
     if x.ndim == 2:
         x = x[None]
     flags = _FLAG_RASTER | _FLAG_STATE if record else 0
@@ -144,7 +149,11 @@ def run_batch(model: Model, inputs: np.ndarray, board: str = "mps2-an386",
 
 def run(model: Model, x: np.ndarray, board: str = "mps2-an386") -> RunOutput:
     """Run one inference on the emulated board's C core."""
-    return run_batch(model, np.asarray(x)[None], board)[0]
+    x = as_array(x, "input")
+    if x.ndim != 2:
+        raise InputError(f"run takes one input (timesteps, input_size), got shape {x.shape}; "
+                         "use run_batch for a batch")
+    return run_batch(model, x[None], board)[0]
 
 
 def predict(model: Model, inputs: np.ndarray, board: str = "mps2-an386") -> np.ndarray:

@@ -13,6 +13,7 @@ import numpy as np
 
 from edgespike.errors import InputError
 from edgespike.model.quantized import Model, _per_neuron
+from edgespike.sim.checks import as_array, as_int64, check_events, exact_integers, require_valid
 
 _MAX24 = 1 << 23
 
@@ -74,26 +75,40 @@ def clip24(a: np.ndarray) -> np.ndarray:
 
 
 def check_input(model: Model, x: np.ndarray) -> np.ndarray:
-    """Validate one input (timesteps x input_size) or a batch of them; returns int64."""
-    x = np.asarray(x)
+    """Validate one input (timesteps x input_size) or a batch of them; returns int64.
+
+    The model is validated first (once per content, :func:`edgespike.sim.checks.require_valid`).
+    Every value must be exactly an integer within the model's range: 0/1 for spike models,
+    ``|x| <= input_max_abs`` for direct encoding. Integer, bool and unsigned dtypes are taken
+    as they are; a float array only if every value is finite and integral (``1.0`` is ``1``);
+    nothing is ever wrapped or truncated (docs/SEMANTICS.md, "Inputs").
+
+    Raises:
+        ModelError: the model fails validation.
+        InputError: wrong shape, a non-integer value (NaN, inf, 0.5), or a value out of range
+            (including values beyond int64: ``2**64 - 1`` is not ``-1``).
+    """
+    require_valid(model)
+    x = as_array(x, "input")
     shape = (model.timesteps, model.input_size)
-    if x.shape[-2:] != shape:
-        raise InputError(f"input shape {x.shape}; the model takes (..., {shape[0]}, {shape[1]}) "
-                         "(timesteps, input_size)")
-    if not np.issubdtype(x.dtype, np.integer) and not np.issubdtype(x.dtype, np.bool_):
-        raise InputError(f"input must be integer (quantize it first), got {x.dtype}")
-    x = x.astype(np.int64)
+    if x.ndim not in (2, 3) or x.shape[-2:] != shape:
+        raise InputError(f"input shape {x.shape}; the model takes ({shape[0]}, {shape[1]}) "
+                         f"(timesteps, input_size) or a batch (n, {shape[0]}, {shape[1]})")
+    axes = ("input", "step", "index")
     if model.input_kind == "spikes":
-        if x.size and (x.min() < 0 or x.max() > 1):
-            raise InputError("spike input must be 0 or 1")
-    elif x.size and np.abs(x).max() > model.input_max_abs:
-        raise InputError(f"input value {np.abs(x).max()} exceeds the model's input_max_abs "
-                         f"{model.input_max_abs}")
-    return x
+        return as_int64(x, lo=0, hi=1, axes=axes,
+                        rule="spike input must be 0 or 1 (a spike or none per step and channel)")
+    m = int(model.input_max_abs)
+    return as_int64(x, lo=-m, hi=m, axes=axes,
+                    rule=f"the model takes |x| <= input_max_abs {m}; rescale or clip the input")
 
 
 def run_batch(model: Model, inputs: np.ndarray) -> list[RunOutput]:
-    """Run a batch of inferences (``batch x timesteps x input_size``) from reset state."""
+    """Run a batch of inferences (``batch x timesteps x input_size``) from reset state.
+
+    Raises :class:`~edgespike.errors.ModelError` if the model fails validation and
+    :class:`InputError` if an input does not fit it (:func:`check_input`), before running.
+    """
     x_all = check_input(model, inputs)
     if x_all.ndim == 2:
         x_all = x_all[None]
@@ -193,7 +208,11 @@ def run_batch(model: Model, inputs: np.ndarray) -> list[RunOutput]:
 
 def run(model: Model, x: np.ndarray) -> RunOutput:
     """Run one inference (``timesteps x input_size``) from reset state."""
-    return run_batch(model, np.asarray(x)[None])[0]
+    x = as_array(x, "input")
+    if x.ndim != 2:
+        raise InputError(f"run takes one input (timesteps, input_size), got shape {x.shape}; "
+                         "use run_batch for a batch")
+    return run_batch(model, x[None])[0]
 
 
 def predict(model: Model, inputs: np.ndarray) -> np.ndarray:
@@ -202,17 +221,28 @@ def predict(model: Model, inputs: np.ndarray) -> np.ndarray:
 
 
 def events_from_spikes(spikes: np.ndarray) -> np.ndarray:
-    """A ``timesteps x n`` 0/1 raster as sorted events ``(step << 16) | index`` (uint32)."""
-    t, i = np.nonzero(np.asarray(spikes))
+    """A ``timesteps x n`` 0/1 raster as sorted events ``(step << 16) | index`` (uint32).
+
+    Raises :class:`InputError` unless every value is exactly 0 or 1 (2, -1, 0.5 or NaN are
+    not spikes) and the raster fits the 16-bit step and index fields (at most 65536 each).
+    """
+    s = as_array(spikes, "spike raster")
+    if s.ndim != 2:
+        raise InputError(f"a spike raster is (timesteps, n), got shape {s.shape}")
+    if s.shape[0] > 1 << 16 or s.shape[1] > 1 << 16:
+        raise InputError(f"a spike raster of shape {s.shape} does not fit events (step << 16) "
+                         "| index: at most 65536 steps and 65536 indices")
+    s = exact_integers(s, what="spike raster", lo=0, hi=1, axes=("step", "index"),
+                       rule="spikes are 0 or 1")
+    t, i = np.nonzero(s)
     return ((t.astype(np.uint32) << 16) | i.astype(np.uint32)).astype(np.uint32)
 
 
 def spikes_from_events(events: np.ndarray, timesteps: int, size: int) -> np.ndarray:
-    """Inverse of :func:`events_from_spikes`; raises :class:`InputError` on out-of-range items."""
-    ev = np.asarray(events, dtype=np.uint32)
+    """Inverse of :func:`events_from_spikes`; raises :class:`InputError` on out-of-range items,
+    on anything that is not a 1-D integer array of codes (floats are refused, not truncated)."""
+    ev = check_events(events, timesteps, size)
     t, i = ev >> 16, ev & 0xFFFF
-    if ev.size and (t.max() >= timesteps or i.max() >= size):
-        raise InputError(f"event out of range: steps < {timesteps}, indices < {size}")
     out = np.zeros((timesteps, size), dtype=np.uint8)
     out[t, i] = 1
     return out

@@ -23,6 +23,7 @@ import numpy as np
 from edgespike.errors import InputError
 from edgespike.model import Model
 from edgespike.sim import reference
+from edgespike.sim.checks import INT32_MAX, INT32_MIN, INT64_MIN, as_array, as_int64
 
 
 @dataclass
@@ -54,10 +55,14 @@ def delta_encode(samples: np.ndarray, thresholds: Sequence[int],
     rule); at each step ``d = sample - ref``: ``d >= th`` gives UP (channel ``c``) and
     ``ref += th``; else ``d <= -th`` gives DOWN (channel ``C + c``) and ``ref -= th``.
     """
-    s = np.asarray(samples, dtype=np.int64)
+    s = as_array(samples, "raw samples")
     if s.ndim != 2:
         raise InputError(f"raw samples are (steps, channels), got shape {s.shape}")
-    th = np.asarray(thresholds, dtype=np.int64).reshape(-1)
+    # exact (never wrapped or truncated), int32 as the device takes them (EventBatch.samples)
+    s = as_int64(s, what="raw samples", lo=INT32_MIN, hi=INT32_MAX, axes=("step", "channel"),
+                 rule="raw samples are int32")
+    th = as_int64(as_array(thresholds, "delta thresholds").reshape(-1), what="delta thresholds",
+                  lo=INT64_MIN, hi=INT32_MAX, rule="thresholds are int32")
     steps, c = s.shape
     if th.size != c or (th < 1).any():
         raise InputError(f"need one delta threshold >= 1 per channel ({c}), got {th.tolist()}")
@@ -83,7 +88,7 @@ def stream(model: Model, x: np.ndarray, *, window: Optional[int] = None,
     """Every decision a device makes streaming ``x`` (``(steps, input_size)``, or raw samples
     ``(steps, channels)`` with ``raw_thresholds``)."""
     w, h = resolve_window(model, window, hop)
-    x = np.asarray(x)
+    x = as_array(x, "stream")
     if x.ndim != 2:
         raise InputError(f"a stream is (steps, width), got shape {x.shape}")
     if raw_thresholds is not None:

@@ -19,7 +19,7 @@ from edgespike.errors import (
     DeviceRejected, DeviceTimeout, InputError, LinkClosed, StreamGap, StreamInterrupted,
 )
 from edgespike.protocol import pb
-from edgespike.stream.sources import Source
+from edgespike.stream.sources import ArraySource, Source, check_row, check_rows, check_thresholds
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgespike.device.client import Device
@@ -136,12 +136,15 @@ class StreamSession:
         self.model = model
         self.source = source
         self.raw = bool(source.raw)
-        self.thresholds = list(thresholds) if thresholds is not None else (
+        self.thresholds = check_thresholds(thresholds) if thresholds is not None else (
             [int(t) for t in model.encoder.thresholds] if self.raw else [])
         if self.raw and not self.thresholds:
             raise InputError("raw samples need delta thresholds: the model's encoder has none; "
                              "pass thresholds=")
         self.width = len(self.thresholds) if self.raw else model.input_size
+        if isinstance(source, ArraySource):  # known rows: refuse a bad one before starting
+            check_rows(source.x, self.width, "raw" if self.raw else model.input_kind,
+                       int(model.input_max_abs))
         self.window, self.hop, self.step_us = window, hop, step_us
         self.free_run, self.record_spikes = free_run, record_spikes
         self.batch_steps = batch_steps
@@ -334,7 +337,7 @@ class StreamSession:
         except GeneratorExit:
             self.abort()
             raise
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, InputError):  # a bad row of a live source: stop the stream
             self.abort()
             raise
 
@@ -366,10 +369,8 @@ class StreamSession:
         step = 0
         t_start = time.monotonic()
         for row in self.source:
-            r = np.asarray(row, dtype=np.int64).reshape(-1)
-            if r.size != self.width:
-                raise InputError(f"stream step {step} has {r.size} items; the stream takes "
-                                 f"{self.width} per step")
+            r = check_row(row, step, self.width, "raw" if self.raw else self.model.input_kind,
+                          int(self.model.input_max_abs))
             if step_s is not None:
                 # real-time replay: step k has happened at t_start + (k + 1) * step_s
                 due = t_start + (step + 1) * step_s

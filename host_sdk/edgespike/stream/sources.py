@@ -19,6 +19,9 @@ from typing import Any, Iterable, Iterator, Optional
 import numpy as np
 
 from edgespike.errors import InputError
+from edgespike.sim.checks import as_array, as_int64
+
+_EV_HINT = "steps and indices are integers"
 
 
 def parse_speed(text: str | float | int | None) -> float:
@@ -66,16 +69,14 @@ class ArraySource(Source):
 
     def __init__(self, x: Any, step_s: Optional[float] = None, raw: bool = False) -> None:
         super().__init__(step_s, raw)
-        a = np.asarray(x)
+        a = as_array(x, "stream array")
         if a.ndim == 3:
             a = a.reshape(-1, a.shape[-1])
         if a.ndim != 2:
             raise InputError(f"a stream array is (steps, width) or (n, steps, width), got {a.shape}")
-        if a.size and not np.issubdtype(a.dtype, np.integer):
-            if not np.array_equal(a, np.round(a)):
-                raise InputError("stream rows must be integers (quantize the input first, e.g. "
-                                 "QuantizedSNN.integer_input)")
-        self.x = a.astype(np.int64)
+        # exact integers (integral floats taken as they are, NaN/inf/0.5/beyond int64 refused);
+        # the stream checks each row against the model when it sends it
+        self.x = as_int64(a, what="stream array", axes=("step", "index"))
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -105,15 +106,26 @@ class EventArraySource(Source):
     def __init__(self, events: Any, width: int, steps: Optional[int] = None,
                  step_s: Optional[float] = None) -> None:
         super().__init__(step_s, False)
-        ev = np.asarray(events)
+        ev = as_array(events, "events")
         if ev.dtype.names:
-            t = np.asarray(ev["t"], dtype=np.int64)
-            i = np.asarray(ev["x"], dtype=np.int64)
+            if "t" not in ev.dtype.names or "x" not in ev.dtype.names:
+                raise InputError(f"structured events need fields 't' (step) and 'x' (index), "
+                                 f"got {ev.dtype.names}")
+            t = as_int64(ev["t"], what="event steps", allow_float=False, float_hint=_EV_HINT)
+            i = as_int64(ev["x"], what="event indices", allow_float=False, float_hint=_EV_HINT)
+            t, i = t.reshape(-1), i.reshape(-1)
         else:
-            ev = ev.reshape(-1, 2).astype(np.int64)
+            if ev.size and (ev.ndim != 2 or ev.shape[1] != 2):
+                # a flat array is ambiguous (packed codes or pairs?): never reshape it
+                raise InputError(f"events are an (n, 2) array of (step, index), got shape "
+                                 f"{ev.shape}")
+            ev = as_int64(ev.reshape(-1, 2), what="events", allow_float=False,
+                          float_hint=_EV_HINT)
             t, i = ev[:, 0], ev[:, 1]
         if t.size and (t.min() < 0 or i.min() < 0 or i.max() >= width):
             raise InputError(f"events need step >= 0 and 0 <= index < {width}")
+        if steps is not None and t.size and t.max() >= steps:
+            raise InputError(f"event at step {int(t.max())} is beyond the stream's {steps} steps")
         self.width = int(width)
         self.steps = int(steps if steps is not None else (t.max() + 1 if t.size else 0))
         order = np.lexsort((i, t))
@@ -143,8 +155,8 @@ class IterableSource(Source):
         self.live = live
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        for r in self.rows:
-            yield np.asarray(r, dtype=np.int64).reshape(-1)
+        for k, r in enumerate(self.rows):
+            yield as_int64(as_array(r, f"stream step {k}"), what=f"stream step {k}").reshape(-1)
 
 
 class SerialSensorSource(Source):
@@ -193,6 +205,50 @@ def parse_line(line: str) -> Optional[np.ndarray]:
         return None
 
 
+def _stream_range(kind: str, max_abs: int) -> dict[str, Any]:
+    """Bounds and rule text of one stream item: ``kind`` is ``"spikes"``, ``"values"`` or
+    ``"raw"`` (raw samples the device delta-encodes: int32)."""
+    if kind == "spikes":
+        return {"lo": 0, "hi": 1, "rule": "spike input must be 0 or 1"}
+    if kind == "values":
+        return {"lo": -max_abs, "hi": max_abs,
+                "rule": f"the model takes |x| <= input_max_abs {max_abs}; rescale or clip the input"}
+    return {"lo": -(1 << 31), "hi": (1 << 31) - 1, "rule": "raw samples are int32"}
+
+
+def check_row(row: Any, step: int, width: int, kind: str, max_abs: int = 1) -> np.ndarray:
+    """One stream step as exact int64, ``width`` items, in the range the stream takes.
+
+    ``kind``: ``"spikes"`` (0 or 1), ``"values"`` (``|x| <= max_abs``, the model's
+    input_max_abs) or ``"raw"`` (raw samples the device delta-encodes: int32). Raises
+    :class:`InputError` naming the step, the item and what to change; nothing is wrapped,
+    truncated or rounded.
+    """
+    what = f"stream step {step}"
+    r = as_array(row, what).reshape(-1)
+    if r.size != width:
+        raise InputError(f"{what} has {r.size} items; the stream takes {width} per step")
+    axes = ("channel",) if kind == "raw" else ("index",)
+    return as_int64(r, what=what, axes=axes, **_stream_range(kind, max_abs))
+
+
+def check_rows(x: np.ndarray, width: int, kind: str, max_abs: int = 1) -> None:
+    """:func:`check_row` for every row of a ``(steps, width)`` array at once (before a stream
+    starts, so that a bad step is refused before anything is sent)."""
+    if x.ndim != 2 or (x.size and x.shape[1] != width):
+        raise InputError(f"stream array of shape {x.shape}; the stream takes {width} items per step")
+    as_int64(x, what="stream", axes=("step", "channel" if kind == "raw" else "index"),
+             **_stream_range(kind, max_abs))
+
+
+def check_thresholds(thresholds: Any) -> list[int]:
+    """Delta thresholds (one per raw channel) as exact ints in 1..2^31-1; :class:`InputError`
+    otherwise."""
+    th = as_int64(as_array(thresholds, "delta thresholds").reshape(-1), what="delta thresholds",
+                  lo=1, hi=(1 << 31) - 1, rule="one threshold >= 1 per channel, within int32")
+    return [int(t) for t in th]
+
+
 def as_source(obj: Any, step_s: Optional[float] = None, raw: bool = False) -> Source:
     """A :class:`Source` for ``obj``: a Source as is, a numpy array, or any iterable."""
     if isinstance(obj, Source):
@@ -205,4 +261,6 @@ def as_source(obj: Any, step_s: Optional[float] = None, raw: bool = False) -> So
 
 
 __all__ = ["ArraySource", "EventArraySource", "IterableSource", "ReplaySource",
-           "SerialSensorSource", "Source", "as_source", "parse_line", "parse_speed"]
+           "SerialSensorSource", "Source", "as_source", "check_row", "check_rows",
+           "check_thresholds",
+           "parse_line", "parse_speed"]
