@@ -8,8 +8,9 @@
  *   spk (uint16 x size), prev (uint16 x size, recurrent only), row_nnz (uint16 x fan_in),
  *   rec_nnz (uint16 x size, recurrent only);
  * then, at an 8-byte boundary, scores (int64 x output size); then, for INPUT_VALUES models,
- * layer 0's input of a static input (int32 x layer 0 size), for INPUT_SPIKES models the
- * indices of one step's input events (uint16 x input size).
+ * layer 0's input of a static input (int32 x layer 0 size rounded up to 4: the kernels write
+ * whole blocks of 4), for INPUT_SPIKES models the indices of one step's input events (uint16 x
+ * input size).
  *
  * Per step and layer the cost outside the kernels and the neuron update is a few dozen
  * instructions: SynOps are summed from per-row counts, a layer with no input and all state
@@ -38,18 +39,18 @@ static uint32_t layout(const es_model_t *m, es_engine_t *e, uint8_t *base)
     for (uint32_t l = 0; l < m->n_layers; ++l) {
         const es_layer_t *L = &m->layers[l];
         const uint32_t n = L->size;
-        e->u[l] = (int32_t *)arena_at(base, off);
+        e->st[l].u = (int32_t *)arena_at(base, off);
         off += 4u * n;
-        e->v[l] = (int32_t *)arena_at(base, off);
+        e->st[l].v = (int32_t *)arena_at(base, off);
         off += 4u * n;
-        e->th[l] = NULL;
+        e->st[l].th = NULL;
         if (L->n.adapt_step != 0u) {
-            e->th[l] = (int32_t *)arena_at(base, off);
+            e->st[l].th = (int32_t *)arena_at(base, off);
             off += 4u * n;
         }
-        e->ref[l] = NULL;
+        e->st[l].ref = NULL;
         if (L->n.refractory != 0u) {
-            e->ref[l] = (uint8_t *)arena_at(base, off);
+            e->st[l].ref = (uint8_t *)arena_at(base, off);
             off += pad4(n);
         }
         e->spk[l] = (uint16_t *)arena_at(base, off);
@@ -74,7 +75,7 @@ static uint32_t layout(const es_model_t *m, es_engine_t *e, uint8_t *base)
     e->in_list = NULL;
     if (m->input_kind == ES_INPUT_VALUES) {
         e->static_sum = (int32_t *)arena_at(base, off);
-        off += 4u * m->layers[0].size;
+        off += 4u * pad4(m->layers[0].size);
     } else {
         e->in_list = (uint16_t *)arena_at(base, off);
         off += pad4(2u * m->input_size);
@@ -112,6 +113,8 @@ es_status_t es_engine_init(es_engine_t *e, const es_model_t *m, void *arena,
     (void)layout(m, e, e->arena);
     for (uint32_t l = 0; l < m->n_layers; ++l) {
         const es_layer_t *L = &m->layers[l];
+        es_lif_plan(&L->n, (L->flags & ES_LAYER_SMALL_INPUT) != 0u, e->st[l].th != NULL,
+                    e->st[l].ref != NULL, &e->lif[l]);
         if (L->w.encoding == ES_W_INT8) {
             es_kernel_int8_row_nnz(&L->w, e->row_nnz[l]);
         } else {
@@ -148,13 +151,13 @@ void es_engine_reset(es_engine_t *e)
     const es_model_t *m = e->model;
     for (uint32_t l = 0; l < m->n_layers; ++l) {
         const uint32_t n = m->layers[l].size;
-        memset(e->u[l], 0, 4u * n);
-        memset(e->v[l], 0, 4u * n);
-        if (e->th[l] != NULL) {
-            memset(e->th[l], 0, 4u * n);
+        memset(e->st[l].u, 0, 4u * n);
+        memset(e->st[l].v, 0, 4u * n);
+        if (e->st[l].th != NULL) {
+            memset(e->st[l].th, 0, 4u * n);
         }
-        if (e->ref[l] != NULL) {
-            memset(e->ref[l], 0, n);
+        if (e->st[l].ref != NULL) {
+            memset(e->st[l].ref, 0, n);
         }
         e->n_spk[l] = 0;
         e->n_prev[l] = 0;
@@ -305,42 +308,51 @@ static void layer_step(es_engine_t *e, uint32_t l, const es_rows_t *rows, const 
         /* the static input's layer-0 input, once per inference */
         for (uint32_t k0 = 0; k0 < size; k0 += ES_CHUNK) {
             const uint32_t n = size - k0 > ES_CHUNK ? ES_CHUNK : size - k0;
-            ff_input(L, rows, values, k0, n, buf);
-            memcpy(e->static_sum + k0, buf, 4u * n);
+            ff_input(L, rows, values, k0, n, e->static_sum + k0);
         }
         e->static_ready = true;
     }
 
-    const es_lif_state_t st = {e->u[l], e->v[l], e->th[l], e->ref[l]};
-    const bool small = (L->flags & ES_LAYER_SMALL_INPUT) != 0u;
     uint32_t n_spk = 0;
     bool quiet = true;
-    for (uint32_t k0 = 0; k0 < size; k0 += ES_CHUNK) {
-        const uint32_t k1 = size - k0 > ES_CHUNK ? k0 + ES_CHUNK : size;
-        const uint32_t n = k1 - k0;
+    if (size <= ES_CHUNK && rec_rows.n == 0u) {
+        /* the common case: one chunk, feed-forward input only */
         const int32_t *a6 = NULL;
         if (static_in) {
-            a6 = e->static_sum + k0;
+            a6 = e->static_sum;
         } else if (ff_active) {
-            ff_input(L, rows, values, k0, n, buf);
+            ff_input(L, rows, values, 0, size, buf);
             a6 = buf;
         }
-        if (rec_rows.n != 0u) {
-            if (L->rec.encoding == ES_W_INT8) {
-                es_kernel_int8_spikes(&L->rec, &rec_rows, k0, n, rbuf);
-            } else {
-                es_kernel_ternary_spikes(&L->rec, &rec_rows, k0, n, rbuf);
+        n_spk = es_lif_run(&e->lif[l], &L->n, &e->st[l], 0, size, a6, e->spk[l], &quiet);
+    } else {
+        for (uint32_t k0 = 0; k0 < size; k0 += ES_CHUNK) {
+            const uint32_t k1 = size - k0 > ES_CHUNK ? k0 + ES_CHUNK : size;
+            const uint32_t n = k1 - k0;
+            const int32_t *a6 = NULL;
+            if (static_in) {
+                a6 = e->static_sum + k0;
+            } else if (ff_active) {
+                ff_input(L, rows, values, k0, n, buf);
+                a6 = buf;
             }
-            if (a6 != NULL) {
-                for (uint32_t k = 0; k < n; ++k) {
-                    rbuf[k] += a6[k];
+            if (rec_rows.n != 0u) {
+                if (L->rec.encoding == ES_W_INT8) {
+                    es_kernel_int8_spikes(&L->rec, &rec_rows, k0, n, rbuf);
+                } else {
+                    es_kernel_ternary_spikes(&L->rec, &rec_rows, k0, n, rbuf);
                 }
+                if (a6 != NULL) {
+                    for (uint32_t k = 0; k < n; ++k) {
+                        rbuf[k] += a6[k];
+                    }
+                }
+                a6 = rbuf;
             }
-            a6 = rbuf;
+            bool q;
+            n_spk += es_lif_run(&e->lif[l], &L->n, &e->st[l], k0, k1, a6, e->spk[l] + n_spk, &q);
+            quiet = quiet && q;
         }
-        bool q;
-        n_spk += es_lif_update(&L->n, &st, k0, k1, a6, small, e->spk[l] + n_spk, &q);
-        quiet = quiet && q;
     }
     e->n_spk[l] = (uint16_t)n_spk;
     e->quiet[l] = quiet;
@@ -390,13 +402,13 @@ static void engine_step(es_engine_t *e, const es_rows_t *rows, const int32_t *va
         break;
     case ES_DECODE_MEMBRANE_SUM:
         for (uint32_t k = 0; k < m->layers[last].size; ++k) {
-            scores[k] += e->v[last][k];
+            scores[k] += e->st[last].v[k];
         }
         break;
     case ES_DECODE_MEMBRANE_LAST:
     default:
         for (uint32_t k = 0; k < m->layers[last].size; ++k) {
-            scores[k] = e->v[last][k];
+            scores[k] = e->st[last].v[k];
         }
         break;
     }
@@ -502,15 +514,15 @@ es_status_t es_engine_run(es_engine_t *e, const es_input_t *in, es_result_t *out
 
 const int32_t *es_engine_u(const es_engine_t *e, uint8_t layer)
 {
-    return layer < e->model->n_layers ? e->u[layer] : NULL;
+    return layer < e->model->n_layers ? e->st[layer].u : NULL;
 }
 
 const int32_t *es_engine_v(const es_engine_t *e, uint8_t layer)
 {
-    return layer < e->model->n_layers ? e->v[layer] : NULL;
+    return layer < e->model->n_layers ? e->st[layer].v : NULL;
 }
 
 const int32_t *es_engine_th(const es_engine_t *e, uint8_t layer)
 {
-    return layer < e->model->n_layers ? e->th[layer] : NULL;
+    return layer < e->model->n_layers ? e->st[layer].th : NULL;
 }

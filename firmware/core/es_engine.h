@@ -147,6 +147,23 @@ typedef struct {
     uint64_t cycles;
 } es_counters_t;
 
+/* A layer's neuron state as the neuron update takes it (views into the arena). */
+typedef struct {
+    int32_t *u;
+    int32_t *v;
+    int32_t *th;   /* adaptive threshold, or NULL when the layer has none */
+    uint8_t *ref;  /* refractory counters, or NULL when the layer has none */
+} es_lif_state_t;
+
+/* A layer's neuron update as planned once at init (es_lif_plan in es_lif.h): which loop of
+ * es_lif.c runs it, and its constants. Private to the engine. */
+typedef struct {
+    uint8_t loop;
+    int32_t F_u, m_u, F_v, m_v;   /* decay constants of u and v */
+    int32_t bias_m1;              /* per-layer bias - 1 */
+    int32_t theta;                /* per-layer vth << 6 */
+} es_lif_plan_t;
+
 /* Reads a free-running cycle counter; supplied by the port (NULL: no cycle counts). */
 typedef uint64_t (*es_cycle_fn)(void *ctx);
 
@@ -169,10 +186,6 @@ typedef struct es_engine {
     es_cycle_fn cycles;
     void *cycles_ctx;
     /* per-layer views into the arena, set by es_engine_init */
-    int32_t *u[ES_MAX_LAYERS];
-    int32_t *v[ES_MAX_LAYERS];
-    int32_t *th[ES_MAX_LAYERS];         /* NULL unless adaptive */
-    uint8_t *ref[ES_MAX_LAYERS];        /* NULL unless refractory */
     uint16_t *spk[ES_MAX_LAYERS];       /* this step's spike indices */
     uint16_t n_spk[ES_MAX_LAYERS];
     uint16_t *prev[ES_MAX_LAYERS];      /* previous step's spikes (recurrent layers) */
@@ -192,6 +205,9 @@ typedef struct es_engine {
     bool static_ready;                  /* static_sum holds this run's sums */
     uint32_t static_events;             /* layer 0 counters of one step of the static input */
     uint64_t static_synops;
+    es_lif_plan_t lif[ES_MAX_LAYERS];   /* each layer's neuron update, planned at init */
+    es_lif_state_t st[ES_MAX_LAYERS];   /* each layer's u, v, th (NULL unless adaptive), ref
+                                           (NULL unless refractory): views into the arena */
 } es_engine_t;
 
 /* One inference's input. Exactly one of events / values is used, by the model's input kind. */

@@ -194,71 +194,96 @@ static uint32_t collect_pairs(const int32_t *x, uint32_t fan_in, uint32_t stride
 }
 #endif
 
+#if ES_DSP
+/* Neurons 0 .. n of base over the pairs, their lanes left as `mode` says (see out4). Four
+ * neurons at a time, in registers. */
+ES_INLINE void values_pass(const int8_t *base, const es_i8_pair_t *pairs, uint32_t np,
+                           uint32_t n, int32_t *s, const es_out_t mode, es_a6_shift_t sh)
+{
+    const es_i8_pair_t *const pend = pairs + np;
+    const uint32_t n4 = n & ~3u;
+    for (uint32_t k = 0; k < n4; k += 4u) {
+        const int8_t *bk = base + k;
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        if (mode == ES_OUT_ADD) {
+            a0 = s[k];
+            a1 = s[k + 1u];
+            a2 = s[k + 2u];
+            a3 = s[k + 3u];
+        }
+        for (const es_i8_pair_t *pp = pairs; pp != pend; ++pp) {
+            const uint32_t x2 = pp->x2;
+            const uint32_t wa = es_ld32(bk + pp->off_a), wb = es_ld32(bk + pp->off_b);
+            uint32_t sa = es_sxtb16(wa), sb = es_sxtb16(wb);
+            a0 = es_smlad(es_pkhbt16(sa, sb), x2, a0);
+            a2 = es_smlad(es_pkhtb16(sa, sb), x2, a2);
+            sa = es_sxtb16_ror8(wa);
+            sb = es_sxtb16_ror8(wb);
+            a1 = es_smlad(es_pkhbt16(sa, sb), x2, a1);
+            a3 = es_smlad(es_pkhtb16(sa, sb), x2, a3);
+        }
+        if (mode == ES_OUT_A6) {
+            a0 = es_a6(a0, sh);
+            a1 = es_a6(a1, sh);
+            a2 = es_a6(a2, sh);
+            a3 = es_a6(a3, sh);
+        }
+        s[k] = a0;
+        s[k + 1u] = a1;
+        s[k + 2u] = a2;
+        s[k + 3u] = a3;
+    }
+    for (uint32_t k = n4; k < n; ++k) {
+        int32_t acc = mode == ES_OUT_ADD ? s[k] : 0;
+        for (const es_i8_pair_t *pp = pairs; pp != pend; ++pp) {
+            acc += (int32_t)(int16_t)pp->x2 * base[pp->off_a + k] +
+                   ((int32_t)pp->x2 >> 16) * base[pp->off_b + k];
+        }
+        s[k] = mode == ES_OUT_A6 ? es_a6(acc, sh) : acc;
+    }
+}
+
+static void values_pass_a6(const int8_t *base, const es_i8_pair_t *pairs, uint32_t np,
+                           uint32_t n, int32_t *s, es_a6_shift_t sh)
+{
+    values_pass(base, pairs, np, n, s, ES_OUT_A6, sh);
+}
+
+static void values_pass_raw(const int8_t *base, const es_i8_pair_t *pairs, uint32_t np,
+                            uint32_t n, int32_t *s, bool first)
+{
+    const es_a6_shift_t none = {0u, 0u};
+    if (first) {
+        values_pass(base, pairs, np, n, s, ES_OUT_STORE, none);
+    } else {
+        values_pass(base, pairs, np, n, s, ES_OUT_ADD, none);
+    }
+}
+#endif
+
 void es_kernel_int8_values(const es_weights_t *w, const int32_t *x, uint32_t k0, uint32_t n,
                            int32_t *a6)
 {
     const uint32_t stride = w->fan_out;
     const int8_t *base = (const int8_t *)w->data + k0;
     const es_a6_shift_t sh = es_a6_shift(w->exp);
-    int32_t *sum = a6; /* raw sums first */
+    bool first = true;
 #if ES_DSP
     es_i8_pair_t pairs[ES_I8_PAIRS];
-    const uint32_t n4 = n & ~3u;
-    bool first = true, shifted = false;
     uint32_t j = 0;
     while (j < w->fan_in) {
         const uint32_t np = collect_pairs(x, w->fan_in, stride, &j, pairs);
         if (np == 0u) {
             continue;
         }
-        /* one pass over every input: a6 straight away, else raw sums then a6 */
-        const bool only = first && j >= w->fan_in;
-        for (uint32_t k = 0; k < n4; k += 4u) {
-            const int8_t *bk = base + k;
-            int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-            if (!first) {
-                a0 = sum[k];
-                a1 = sum[k + 1u];
-                a2 = sum[k + 2u];
-                a3 = sum[k + 3u];
-            }
-            for (const es_i8_pair_t *pp = pairs; pp != pairs + np; ++pp) {
-                const uint32_t wa = es_ld32(bk + pp->off_a), wb = es_ld32(bk + pp->off_b);
-                uint32_t sa = es_sxtb16(wa), sb = es_sxtb16(wb);
-                a0 = es_smlad(es_pkhbt16(sa, sb), pp->x2, a0);
-                a2 = es_smlad(es_pkhtb16(sa, sb), pp->x2, a2);
-                sa = es_sxtb16_ror8(wa);
-                sb = es_sxtb16_ror8(wb);
-                a1 = es_smlad(es_pkhbt16(sa, sb), pp->x2, a1);
-                a3 = es_smlad(es_pkhtb16(sa, sb), pp->x2, a3);
-            }
-            sum[k] = only ? es_a6(a0, sh) : a0;
-            sum[k + 1u] = only ? es_a6(a1, sh) : a1;
-            sum[k + 2u] = only ? es_a6(a2, sh) : a2;
-            sum[k + 3u] = only ? es_a6(a3, sh) : a3;
+        if (first && j >= w->fan_in) { /* every input in one pass: a6 straight away */
+            values_pass_a6(base, pairs, np, n, a6, sh);
+            return;
         }
-        for (uint32_t k = n4; k < n; ++k) {
-            int32_t a = first ? 0 : sum[k];
-            for (const es_i8_pair_t *pp = pairs; pp != pairs + np; ++pp) {
-                a += (int32_t)(int16_t)pp->x2 * base[pp->off_a + k] +
-                     ((int32_t)pp->x2 >> 16) * base[pp->off_b + k];
-            }
-            sum[k] = only ? es_a6(a, sh) : a;
-        }
+        values_pass_raw(base, pairs, np, n, a6, first);
         first = false;
-        shifted = only;
-    }
-    if (first) { /* every input was zero */
-        for (uint32_t k = 0; k < n; ++k) {
-            sum[k] = 0;
-        }
-    } else if (!shifted) {
-        es_a6_all(a6, n, sh);
     }
 #else
-    for (uint32_t k = 0; k < n; ++k) {
-        sum[k] = 0;
-    }
     const int8_t *row = base;
     for (uint32_t j = 0; j < w->fan_in; ++j, row += stride) {
         const int32_t xj = x[j];
@@ -266,11 +291,18 @@ void es_kernel_int8_values(const es_weights_t *w, const int32_t *x, uint32_t k0,
             continue;
         }
         for (uint32_t k = 0; k < n; ++k) {
-            sum[k] += xj * row[k];
+            a6[k] = (first ? 0 : a6[k]) + xj * row[k];
         }
+        first = false;
     }
-    es_a6_all(a6, n, sh);
 #endif
+    if (first) { /* every input was zero */
+        for (uint32_t k = 0; k < n; ++k) {
+            a6[k] = 0;
+        }
+    } else {
+        es_a6_all(a6, n, sh);
+    }
 }
 
 void es_kernel_int8_row_nnz(const es_weights_t *w, uint16_t *nnz)

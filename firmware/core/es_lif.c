@@ -47,11 +47,7 @@ ES_INLINE int32_t decay_add(int32_t x, int32_t add, int32_t F, int32_t m)
     return (int32_t)(acc >> 32);
 }
 
-typedef struct {
-    int32_t F_u, m_u, F_v, m_v; /* decay constants of u and v */
-    int32_t bias_m1;            /* bias - 1 */
-    int32_t theta;              /* vth << 6 (per-layer threshold) */
-} es_fast_consts_t;
+typedef es_lif_plan_t es_fast_consts_t;
 
 static void decay_consts(uint32_t d, int32_t *F, int32_t *m)
 {
@@ -146,32 +142,6 @@ static uint32_t lif_fast_any(const es_fast_consts_t *c, int32_t *u, int32_t *v, 
                     v_hi);
 }
 
-static uint32_t update_fast(const es_neurons_t *n, const es_lif_state_t *s, uint32_t k0,
-                            uint32_t k1, const int32_t *a6, bool small_input, uint16_t *spk_out,
-                            bool *quiet)
-{
-    es_fast_consts_t c;
-    decay_consts(n->du, &c.F_u, &c.m_u);
-    decay_consts(n->dv, &c.F_v, &c.m_v);
-    c.bias_m1 = (int32_t)n->bias_mant * ((int32_t)1 << n->bias_exp) - 1;
-    c.theta = (int32_t)(n->vth << 6);
-    const uint8_t *pn = n->vth_pn != NULL ? n->vth_pn + 4u * k0 : NULL;
-    int32_t *u = s->u + k0, *v = s->v + k0;
-    const int32_t *vb = s->v;
-    const uint32_t cnt = k1 - k0;
-    const bool direct = n->du == 4096u && small_input;
-    const bool v_hi = c.m_v != 0;
-    if (direct && v_hi) {
-        if (a6 != NULL) {
-            return pn != NULL ? lif_in_direct_vthpn(&c, u, v, a6, pn, vb, cnt, spk_out, quiet)
-                              : lif_in_direct_vth(&c, u, v, a6, pn, vb, cnt, spk_out, quiet);
-        }
-        return pn != NULL ? lif_quiet_direct_vthpn(&c, u, v, a6, pn, vb, cnt, spk_out, quiet)
-                          : lif_quiet_direct_vth(&c, u, v, a6, pn, vb, cnt, spk_out, quiet);
-    }
-    return lif_fast_any(&c, u, v, a6, pn, vb, cnt, spk_out, quiet, direct, v_hi);
-}
-
 /* --------------------------------------------------------------------------- general path */
 
 static uint32_t update_general(const es_neurons_t *n, const es_lif_state_t *s, uint32_t k0,
@@ -218,14 +188,58 @@ static uint32_t update_general(const es_neurons_t *n, const es_lif_state_t *s, u
     return n_spk;
 }
 
+/* es_lif_plan_t.loop */
+enum {
+    ES_LOOP_DIRECT_VTH = 0,   /* +1: per-neuron vth; +2: no input (the loop order of run) */
+    ES_LOOP_FAST_ANY = 4,     /* fast, other shapes: +1 u direct, +2 v_hi */
+    ES_LOOP_GENERAL = 8
+};
+
+void es_lif_plan(const es_neurons_t *n, bool small_input, bool adaptive, bool refractory,
+                 es_lif_plan_t *p)
+{
+    decay_consts(n->du, &p->F_u, &p->m_u);
+    decay_consts(n->dv, &p->F_v, &p->m_v);
+    p->bias_m1 = (int32_t)n->bias_mant * ((int32_t)1 << n->bias_exp) - 1;
+    p->theta = (int32_t)(n->vth << 6);
+    const bool direct = n->du == 4096u && small_input;
+    const bool v_hi = p->m_v != 0;
+    if (adaptive || refractory || n->bias_pn != NULL || n->reset != ES_RESET_ZERO) {
+        p->loop = ES_LOOP_GENERAL;
+    } else if (direct && v_hi) {
+        p->loop = (uint8_t)(ES_LOOP_DIRECT_VTH + (n->vth_pn != NULL ? 1u : 0u));
+    } else {
+        p->loop = (uint8_t)(ES_LOOP_FAST_ANY + (direct ? 1u : 0u) + (v_hi ? 2u : 0u));
+    }
+}
+
+uint32_t es_lif_run(const es_lif_plan_t *p, const es_neurons_t *n, const es_lif_state_t *s,
+                    uint32_t k0, uint32_t k1, const int32_t *a6, uint16_t *spk_out, bool *quiet)
+{
+    if (p->loop >= ES_LOOP_GENERAL) {
+        if (quiet != NULL) {
+            *quiet = false;
+        }
+        return update_general(n, s, k0, k1, a6, spk_out);
+    }
+    const uint8_t *pn = n->vth_pn != NULL ? n->vth_pn + 4u * k0 : NULL;
+    int32_t *u = s->u + k0, *v = s->v + k0;
+    const uint32_t cnt = k1 - k0;
+    switch (p->loop + (a6 == NULL && p->loop < ES_LOOP_FAST_ANY ? 2u : 0u)) {
+    case 0u: return lif_in_direct_vth(p, u, v, a6, pn, s->v, cnt, spk_out, quiet);
+    case 1u: return lif_in_direct_vthpn(p, u, v, a6, pn, s->v, cnt, spk_out, quiet);
+    case 2u: return lif_quiet_direct_vth(p, u, v, a6, pn, s->v, cnt, spk_out, quiet);
+    case 3u: return lif_quiet_direct_vthpn(p, u, v, a6, pn, s->v, cnt, spk_out, quiet);
+    default:
+        return lif_fast_any(p, u, v, a6, pn, s->v, cnt, spk_out, quiet, (p->loop & 1u) != 0u,
+                            (p->loop & 2u) != 0u);
+    }
+}
+
 uint32_t es_lif_update(const es_neurons_t *n, const es_lif_state_t *s, uint32_t k0, uint32_t k1,
                        const int32_t *a6, bool small_input, uint16_t *spk_out, bool *quiet)
 {
-    if (s->ref == NULL && s->th == NULL && n->bias_pn == NULL && n->reset == ES_RESET_ZERO) {
-        return update_fast(n, s, k0, k1, a6, small_input, spk_out, quiet);
-    }
-    if (quiet != NULL) {
-        *quiet = false;
-    }
-    return update_general(n, s, k0, k1, a6, spk_out);
+    es_lif_plan_t p;
+    es_lif_plan(n, small_input, s->th != NULL, s->ref != NULL, &p);
+    return es_lif_run(&p, n, s, k0, k1, a6, spk_out, quiet);
 }

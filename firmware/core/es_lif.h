@@ -45,13 +45,15 @@ ES_INLINE int32_t es_clip24(int32_t a)
     return a;
 }
 
-/* A layer's neuron state: views into the engine's arena. */
-typedef struct {
-    int32_t *u;
-    int32_t *v;
-    int32_t *th;   /* adaptive threshold, or NULL when the layer has none */
-    uint8_t *ref;  /* refractory counters, or NULL when the layer has none */
-} es_lif_state_t;
+/* Choose the loop and constants of a layer's update once (the engine does it at init).
+ * small_input: every |a_in| of the layer is below 2^17 (ES_LAYER_SMALL_INPUT); adaptive /
+ * refractory: the layer has that state. */
+void es_lif_plan(const es_neurons_t *n, bool small_input, bool adaptive, bool refractory,
+                 es_lif_plan_t *p);
+
+/* es_lif_update with a plan from es_lif_plan (the same neurons and flags). */
+uint32_t es_lif_run(const es_lif_plan_t *p, const es_neurons_t *n, const es_lif_state_t *s,
+                    uint32_t k0, uint32_t k1, const int32_t *a6, uint16_t *spk_out, bool *quiet);
 
 /* Update neurons [k0, k1) of a layer for one step. a6[k - k0] is neuron k's synaptic input
  * a_in << 6 (docs/SEMANTICS.md, as the kernels give it); a6 == NULL means no input.

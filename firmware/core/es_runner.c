@@ -128,14 +128,14 @@ static es_status_t run_one(es_engine_t *e, const es_input_t *in, int64_t *scores
     for (uint32_t l = 0; l < m->n_layers; ++l) {
         const uint32_t size = m->layers[l].size;
         if (final_u != NULL) {
-            memcpy(final_u + off, e->u[l], 4u * size);
+            memcpy(final_u + off, e->st[l].u, 4u * size);
         }
         if (final_v != NULL) {
-            memcpy(final_v + off, e->v[l], 4u * size);
+            memcpy(final_v + off, e->st[l].v, 4u * size);
         }
         if (final_th != NULL) {
-            if (e->th[l] != NULL) {
-                memcpy(final_th + off, e->th[l], 4u * size);
+            if (e->st[l].th != NULL) {
+                memcpy(final_th + off, e->st[l].th, 4u * size);
             } else {
                 memset(final_th + off, 0, 4u * size);
             }

@@ -165,7 +165,7 @@ es_status_t es_stream_step(es_stream_t *s, const uint16_t *indices, uint16_t n_i
             }
         } else { /* membrane last */
             for (k = 0; k < n_out; ++k) {
-                scores[k] = e->v[last][k];
+                scores[k] = e->st[last].v[k];
             }
         }
     }

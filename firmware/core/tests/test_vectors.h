@@ -56,7 +56,7 @@ static const int64_t tv_tern_scores[] = {
     -7336272, -84742, -331139, -5571969, -11257032, -8297096, -282054
 };
 #define TV_TERN_PREDICTION 1
-#define TV_TERN_ARENA 196u
+#define TV_TERN_ARENA 200u
 static const int32_t tv_tern_th[] = {
     749, 4428, 1280, 694, 694, 1444, 6568
 };

@@ -270,8 +270,8 @@ class Model:
         step's spike list (uint16, recurrent layers), the non-zero count of each weight row
         (uint16 per fan-in row, then per recurrent row); then one int64 score per output
         neuron, 8-byte aligned; then, for direct (values) input, the first layer's synaptic input
-        of a static input (int32 per neuron), for spike input one step's input indices (uint16
-        per input). Every block is padded to 4 bytes.
+        of a static input (int32 per neuron, rounded up to 4 neurons), for spike input one step's
+        input indices (uint16 per input). Every block is padded to 4 bytes.
         """
 
         def pad(nbytes: int) -> int:
@@ -291,7 +291,7 @@ class Model:
                 total += pad(2 * n) + pad(2 * n)
         total = ((total + 7) & ~7) + 8 * self.output_size
         if self.input_kind == "values":
-            total += 4 * self.layers[0].size
+            total += 4 * pad(self.layers[0].size)
         else:
             total += pad(2 * self.input_size)
         return total
