@@ -324,7 +324,8 @@ static void layer_step(es_engine_t *e, uint32_t l, const es_rows_t *rows, const 
             ff_input(L, rows, values, 0, size, buf);
             a6 = buf;
         }
-        n_spk = es_lif_run(&e->lif[l], &L->n, &e->st[l], 0, size, a6, e->spk[l], &quiet);
+        n_spk = es_lif_run(&e->lif[l], &L->n, &e->st[l], 0, size, a6, e->spk[l], &quiet,
+                           e->keep_u);
     } else {
         for (uint32_t k0 = 0; k0 < size; k0 += ES_CHUNK) {
             const uint32_t k1 = size - k0 > ES_CHUNK ? k0 + ES_CHUNK : size;
@@ -350,7 +351,8 @@ static void layer_step(es_engine_t *e, uint32_t l, const es_rows_t *rows, const 
                 a6 = rbuf;
             }
             bool q;
-            n_spk += es_lif_run(&e->lif[l], &L->n, &e->st[l], k0, k1, a6, e->spk[l] + n_spk, &q);
+            n_spk += es_lif_run(&e->lif[l], &L->n, &e->st[l], k0, k1, a6, e->spk[l] + n_spk, &q,
+                                e->keep_u);
             quiet = quiet && q;
         }
     }
@@ -444,6 +446,7 @@ es_status_t es_engine_step(es_engine_t *e, const uint16_t *indices, uint16_t n_i
         }
         values = NULL;
     }
+    e->keep_u = true; /* a stream's state can be read after any step */
     engine_step(e, &rows, values, false, counters);
     return ES_OK;
 }
@@ -485,6 +488,7 @@ es_status_t es_engine_run(es_engine_t *e, const es_input_t *in, es_result_t *out
         } else {
             values = in->static_values ? in->values : in->values + t * m->input_size;
         }
+        e->keep_u = t + 1u == m->timesteps; /* the final state is read back */
         engine_step(e, &rows, values, in->static_values, out->layers);
         for (uint32_t i = 0; i < e->n_spk[last]; ++i) {
             if (out->n_spike_events < out->spike_capacity) {

@@ -206,6 +206,7 @@ typedef struct es_engine {
     uint32_t static_events;             /* layer 0 counters of one step of the static input */
     uint64_t static_synops;
     es_lif_plan_t lif[ES_MAX_LAYERS];   /* each layer's neuron update, planned at init */
+    bool keep_u;                        /* this step's u is read afterwards (last step, stream) */
     es_lif_state_t st[ES_MAX_LAYERS];   /* each layer's u, v, th (NULL unless adaptive), ref
                                            (NULL unless refractory): views into the arena */
 } es_engine_t;

@@ -22,7 +22,7 @@
 typedef enum { ES_OUT_A6, ES_OUT_STORE, ES_OUT_ADD } es_out_t;
 
 /* Four neurons' lanes (even: k, k + 2; odd: k + 1, k + 3) into s[0..3]. */
-ES_INLINE void out4(int32_t *s, uint32_t even, uint32_t odd, es_out_t mode, es_a6_shift_t sh)
+static void out4(int32_t *s, uint32_t even, uint32_t odd, es_out_t mode, es_a6_shift_t sh)
 {
     const int32_t v0 = (int16_t)even, v1 = (int16_t)odd;
     const int32_t v2 = (int32_t)even >> 16, v3 = (int32_t)odd >> 16;
@@ -50,7 +50,7 @@ ES_INLINE void out4(int32_t *s, uint32_t even, uint32_t odd, es_out_t mode, es_a
     o##q = es_sxtab16_ror8(o##q, w)
 
 /* 16 neurons: rows [pi, pend), base = row 0 at the block. */
-ES_INLINE void block16(const int8_t *base, uint32_t stride, const uint16_t *pi,
+static void block16(const int8_t *base, uint32_t stride, const uint16_t *pi,
                       const uint16_t *pend, int32_t *s, es_out_t mode, es_a6_shift_t sh)
 {
     uint32_t e0 = 0, o0 = 0, e1 = 0, o1 = 0, e2 = 0, o2 = 0, e3 = 0, o3 = 0;
@@ -68,21 +68,7 @@ ES_INLINE void block16(const int8_t *base, uint32_t stride, const uint16_t *pi,
     out4(s + 12, e3, o3, mode, sh);
 }
 
-ES_INLINE void block8(const int8_t *base, uint32_t stride, const uint16_t *pi,
-                     const uint16_t *pend, int32_t *s, es_out_t mode, es_a6_shift_t sh)
-{
-    uint32_t e0 = 0, o0 = 0, e1 = 0, o1 = 0;
-    while (pi != pend) {
-        const int8_t *p = base + (uint32_t)*pi++ * stride;
-        uint32_t w;
-        ES_I8_ADD(0);
-        ES_I8_ADD(1);
-    }
-    out4(s, e0, o0, mode, sh);
-    out4(s + 4, e1, o1, mode, sh);
-}
-
-ES_INLINE void block4(const int8_t *base, uint32_t stride, const uint16_t *pi,
+static void block4(const int8_t *base, uint32_t stride, const uint16_t *pi,
                      const uint16_t *pend, int32_t *s, es_out_t mode, es_a6_shift_t sh)
 {
     uint32_t e0 = 0, o0 = 0;
@@ -95,9 +81,9 @@ ES_INLINE void block4(const int8_t *base, uint32_t stride, const uint16_t *pi,
 }
 
 /* Blocks of `width` neurons over [0, n) (the last one overlapping), rows in passes of 256. */
-ES_INLINE void spikes_blocks(const int8_t *base, uint32_t stride, const uint16_t *idx,
-                             uint32_t nrows, uint32_t n, const uint32_t width, int32_t *a6,
-                             es_a6_shift_t sh)
+static void spikes_blocks(const int8_t *base, uint32_t stride, const uint16_t *idx,
+                          uint32_t nrows, uint32_t n, uint32_t width, int32_t *a6,
+                          es_a6_shift_t sh)
 {
     const bool one_pass = nrows <= ES_I8_LANE_ROWS;
     for (uint32_t k = 0;; k += width) {
@@ -110,8 +96,6 @@ ES_INLINE void spikes_blocks(const int8_t *base, uint32_t stride, const uint16_t
             const es_out_t mode = one_pass ? ES_OUT_A6 : (r0 == 0u ? ES_OUT_STORE : ES_OUT_ADD);
             if (width == 16u) {
                 block16(base + k, stride, pi, pend, a6 + k, mode, sh);
-            } else if (width == 8u) {
-                block8(base + k, stride, pi, pend, a6 + k, mode, sh);
             } else {
                 block4(base + k, stride, pi, pend, a6 + k, mode, sh);
             }
@@ -130,8 +114,6 @@ static void spikes_dsp(const int8_t *base, uint32_t stride, const uint16_t *idx,
 {
     if (n >= 16u) {
         spikes_blocks(base, stride, idx, nrows, n, 16u, a6, sh);
-    } else if (n >= 8u) {
-        spikes_blocks(base, stride, idx, nrows, n, 8u, a6, sh);
     } else {
         spikes_blocks(base, stride, idx, nrows, n, 4u, a6, sh);
     }

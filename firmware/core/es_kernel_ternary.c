@@ -35,14 +35,11 @@ ES_INLINE uint32_t tern_apn(const es_weights_t *w, uint32_t k)
 #define ES_T_M1 0x11111111u
 #define ES_T_M4 0x0F0F0F0Fu
 
-/* The codes of a block: nb bytes (4, 2 or 1: 16, 8 or 4 neurons). */
+/* The codes of a block: nb bytes (4 or 1: 16 or 4 neurons). */
 ES_INLINE uint32_t ld_codes(const uint8_t *p, const uint32_t nb)
 {
     if (nb == 4u) {
         return es_ld32(p);
-    }
-    if (nb == 2u) {
-        return (uint32_t)p[0] | ((uint32_t)p[1] << 8);
     }
     return p[0];
 }
@@ -81,9 +78,9 @@ ES_INLINE void tern_count(const uint8_t *base, uint32_t stride, const uint16_t *
 }
 
 /* One block of 4 * nb neurons at s (k = neuron index of s[0] in the layer). */
-ES_INLINE void tern_block(const es_weights_t *w, const uint8_t *base, uint32_t stride,
-                          const uint16_t *idx, uint32_t nrows, const uint32_t nb, uint32_t k,
-                          int32_t *s, es_a6_shift_t sh)
+static void tern_block(const es_weights_t *w, const uint8_t *base, uint32_t stride,
+                       const uint16_t *idx, uint32_t nrows, uint32_t nb, uint32_t k, int32_t *s,
+                       es_a6_shift_t sh)
 {
     const bool one_pass = nrows <= ES_T_BYTE_ROWS;
     const uint32_t width = 4u * nb;
@@ -98,7 +95,11 @@ ES_INLINE void tern_block(const es_weights_t *w, const uint8_t *base, uint32_t s
         }
         for (uint32_t q = r0; q < r1; q += ES_T_NIBBLE_ROWS) {
             const uint32_t q1 = r1 - q > ES_T_NIBBLE_ROWS ? q + ES_T_NIBBLE_ROWS : r1;
-            tern_count(base, stride, idx + q, idx + q1, nb, b);
+            if (nb == 4u) {
+                tern_count(base, stride, idx + q, idx + q1, 4u, b);
+            } else {
+                tern_count(base, stride, idx + q, idx + q1, 1u, b);
+            }
         }
         for (uint32_t i = 0; i < 8u; ++i) {
             const uint32_t lanes[2] = {es_uxtb16(b[i]), es_uxtb16_ror8(b[i])};
@@ -123,7 +124,7 @@ static void spikes_dsp(const es_weights_t *w, const uint16_t *idx, uint32_t nrow
 {
     const es_a6_shift_t sh = es_a6_shift(w->exp);
     const uint32_t stride = tern_stride(w);
-    const uint32_t nb = n >= 16u ? 4u : (n >= 8u ? 2u : 1u);
+    const uint32_t nb = n >= 16u ? 4u : 1u;
     const uint32_t width = 4u * nb;
     for (uint32_t k = 0;; k += width) {
         if (k + width > n) {
@@ -132,13 +133,7 @@ static void spikes_dsp(const es_weights_t *w, const uint16_t *idx, uint32_t nrow
             k = n > width ? (n - width + 3u) & ~3u : 0u;
         }
         const uint8_t *base = w->data + (k0 + k) / 4u;
-        if (nb == 4u) {
-            tern_block(w, base, stride, idx, nrows, 4u, k0 + k, sum + k, sh);
-        } else if (nb == 2u) {
-            tern_block(w, base, stride, idx, nrows, 2u, k0 + k, sum + k, sh);
-        } else {
-            tern_block(w, base, stride, idx, nrows, 1u, k0 + k, sum + k, sh);
-        }
+        tern_block(w, base, stride, idx, nrows, nb, k0 + k, sum + k, sh);
         if (k + width >= n) {
             break;
         }

@@ -62,12 +62,22 @@ static void decay_consts(uint32_t d, int32_t *F, int32_t *m)
 #define ES_UNLIKELY(x) (x)
 #endif
 
+/* How u is updated: u = a_in << 6 (du = 4096, |a_in| < 2^17), u = wrap24(a_in << 6) (du =
+ * 4096), or the full decay and wrap. With du = 4096 u carries nothing from one step to the
+ * next, so these loops do not store it (es_lif_run writes it when asked: keep_u). */
+typedef enum { ES_U_DIRECT, ES_U_WRAP, ES_U_DECAY } es_u_mode_t;
+
+ES_INLINE int32_t wrap24_a6(int32_t a6)
+{
+    return ((int32_t)((uint32_t)(a6 - 1) << 8) >> 8) + 1;
+}
+
 /* Neurons [k0, k1): u, v, in6, vth_pn point at neuron k0; v_base is the layer's v (neuron 0).
  * Walking pointers with few live constants, and the spike path out of line, lets GCC keep
  * the loop in registers on the M4. */
 ES_INLINE uint32_t lif_fast(const es_fast_consts_t *c, int32_t *u, int32_t *v, const int32_t *in6,
                             const uint8_t *vth_pn, const int32_t *v_base, uint32_t n,
-                            uint16_t *spk, bool *quiet, const bool has_in, const bool u_direct,
+                            uint16_t *spk, bool *quiet, const bool has_in, const es_u_mode_t um,
                             const bool pn, const bool v_hi)
 {
     uint16_t *const spk0 = spk;
@@ -77,11 +87,13 @@ ES_INLINE uint32_t lif_fast(const es_fast_consts_t *c, int32_t *u, int32_t *v, c
     while (v != v_end) {
         const int32_t a6 = has_in ? *in6++ : 0;
         int32_t uk = a6;
-        if (!u_direct) {
+        if (um == ES_U_WRAP) {
+            uk = wrap24_a6(a6);
+        } else if (um == ES_U_DECAY) {
             const int32_t y = decay_add(*u, a6 - 1, c->F_u, c->m_u);
             uk = ((int32_t)((uint32_t)y << 8) >> 8) + 1;
+            *u++ = uk;
         }
-        *u++ = uk;
         const int32_t r = ssat24(decay_add(*v, uk + bias_m1, F_v, v_hi ? -1 : 0));
         int32_t theta = theta_l;
         if (pn) {
@@ -89,8 +101,8 @@ ES_INLINE uint32_t lif_fast(const es_fast_consts_t *c, int32_t *u, int32_t *v, c
             vth_pn += 4;
         }
         if (ES_UNLIKELY(r >= theta)) {
-            *spk++ = (uint16_t)(v - v_base);
             *v++ = 0;
+            *spk++ = (uint16_t)(v - v_base - 1);
             if (!has_in) {
                 any |= (uint32_t)uk;
             }
@@ -115,31 +127,30 @@ ES_INLINE uint32_t lif_fast(const es_fast_consts_t *c, int32_t *u, int32_t *v, c
 #else
 #define ES_NOINLINE
 #endif
-#define ES_LIF_VARIANT(name, has_in, u_direct, pn, v_hi)                                        \
+#define ES_LIF_VARIANT(name, has_in, um, pn, v_hi)                                              \
     static ES_NOINLINE uint32_t name(const es_fast_consts_t *c, int32_t *u, int32_t *v,          \
                                      const int32_t *in6, const uint8_t *vth_pn,                  \
                                      const int32_t *v_base, uint32_t n, uint16_t *spk,           \
                                      bool *quiet)                                                \
     {                                                                                            \
-        return lif_fast(c, u, v, in6, vth_pn, v_base, n, spk, quiet, has_in, u_direct, pn, v_hi); \
+        return lif_fast(c, u, v, in6, vth_pn, v_base, n, spk, quiet, has_in, um, pn, v_hi);      \
     }
-/* direct: du = 4096 and |a_in| < 2^17; v_hi: 4096 - dv >= 2048 (the usual slow leak) */
-ES_LIF_VARIANT(lif_in_direct_vth, true, true, false, true)
-ES_LIF_VARIANT(lif_in_direct_vthpn, true, true, true, true)
-ES_LIF_VARIANT(lif_quiet_direct_vth, false, true, false, true)
-ES_LIF_VARIANT(lif_quiet_direct_vthpn, false, true, true, true)
+/* du = 4096 and 4096 - dv >= 2048 (the usual slow leak); with input: |a_in| < 2^17 or not;
+ * without: u = 0 either way */
+ES_LIF_VARIANT(lif_direct_vth, true, ES_U_DIRECT, false, true)
+ES_LIF_VARIANT(lif_direct_vthpn, true, ES_U_DIRECT, true, true)
+ES_LIF_VARIANT(lif_wrap_vth, true, ES_U_WRAP, false, true)
+ES_LIF_VARIANT(lif_wrap_vthpn, true, ES_U_WRAP, true, true)
+ES_LIF_VARIANT(lif_quiet_vth, false, ES_U_DIRECT, false, true)
+ES_LIF_VARIANT(lif_quiet_vthpn, false, ES_U_DIRECT, true, true)
 
 /* Every other fast case: the options as runtime values. */
 static uint32_t lif_fast_any(const es_fast_consts_t *c, int32_t *u, int32_t *v, const int32_t *in6,
                              const uint8_t *vth_pn, const int32_t *v_base, uint32_t n,
-                             uint16_t *spk, bool *quiet, bool direct, bool v_hi)
+                             uint16_t *spk, bool *quiet, bool v_hi)
 {
-    if (in6 != NULL) {
-        return lif_fast(c, u, v, in6, vth_pn, v_base, n, spk, quiet, true, direct, vth_pn != NULL,
-                        v_hi);
-    }
-    return lif_fast(c, u, v, in6, vth_pn, v_base, n, spk, quiet, false, direct, vth_pn != NULL,
-                    v_hi);
+    return lif_fast(c, u, v, in6, vth_pn, v_base, n, spk, quiet, in6 != NULL, ES_U_DECAY,
+                    vth_pn != NULL, v_hi);
 }
 
 /* --------------------------------------------------------------------------- general path */
@@ -188,12 +199,9 @@ static uint32_t update_general(const es_neurons_t *n, const es_lif_state_t *s, u
     return n_spk;
 }
 
-/* es_lif_plan_t.loop */
-enum {
-    ES_LOOP_DIRECT_VTH = 0,   /* +1: per-neuron vth; +2: no input (the loop order of run) */
-    ES_LOOP_FAST_ANY = 4,     /* fast, other shapes: +1 u direct, +2 v_hi */
-    ES_LOOP_GENERAL = 8
-};
+/* es_lif_plan_t.loop: du = 4096 with the usual slow leak has its own loops (+1 for
+ * per-neuron thresholds); ES_LOOP_ANY covers the other fast shapes (+1 for v_hi). */
+enum { ES_LOOP_DIRECT = 0, ES_LOOP_WRAP = 2, ES_LOOP_ANY = 4, ES_LOOP_GENERAL = 8 };
 
 void es_lif_plan(const es_neurons_t *n, bool small_input, bool adaptive, bool refractory,
                  es_lif_plan_t *p)
@@ -202,19 +210,43 @@ void es_lif_plan(const es_neurons_t *n, bool small_input, bool adaptive, bool re
     decay_consts(n->dv, &p->F_v, &p->m_v);
     p->bias_m1 = (int32_t)n->bias_mant * ((int32_t)1 << n->bias_exp) - 1;
     p->theta = (int32_t)(n->vth << 6);
-    const bool direct = n->du == 4096u && small_input;
     const bool v_hi = p->m_v != 0;
     if (adaptive || refractory || n->bias_pn != NULL || n->reset != ES_RESET_ZERO) {
         p->loop = ES_LOOP_GENERAL;
-    } else if (direct && v_hi) {
-        p->loop = (uint8_t)(ES_LOOP_DIRECT_VTH + (n->vth_pn != NULL ? 1u : 0u));
+    } else if (n->du == 4096u && v_hi) {
+        p->loop = (uint8_t)((small_input ? ES_LOOP_DIRECT : ES_LOOP_WRAP) +
+                            (n->vth_pn != NULL ? 1u : 0u));
     } else {
-        p->loop = (uint8_t)(ES_LOOP_FAST_ANY + (direct ? 1u : 0u) + (v_hi ? 2u : 0u));
+        p->loop = (uint8_t)(ES_LOOP_ANY + (v_hi ? 1u : 0u));
     }
 }
 
+/* u of du = 4096 layers, which the fast loops do not store: u = wrap24(a_in << 6). */
+static void write_u(int32_t *u, const int32_t *a6, uint32_t n)
+{
+    for (uint32_t k = 0; k < n; ++k) {
+        u[k] = a6 != NULL ? wrap24_a6(a6[k]) : 0;
+    }
+}
+
+static uint32_t run_fast(const es_lif_plan_t *p, const es_neurons_t *n, const es_lif_state_t *s,
+                         uint32_t k0, uint32_t k1, const int32_t *a6, uint16_t *spk_out,
+                         bool *quiet);
+
 uint32_t es_lif_run(const es_lif_plan_t *p, const es_neurons_t *n, const es_lif_state_t *s,
-                    uint32_t k0, uint32_t k1, const int32_t *a6, uint16_t *spk_out, bool *quiet)
+                    uint32_t k0, uint32_t k1, const int32_t *a6, uint16_t *spk_out, bool *quiet,
+                    bool keep_u)
+{
+    const uint32_t ns = run_fast(p, n, s, k0, k1, a6, spk_out, quiet);
+    if (keep_u && p->loop < ES_LOOP_ANY) {
+        write_u(s->u + k0, a6, k1 - k0);
+    }
+    return ns;
+}
+
+static uint32_t run_fast(const es_lif_plan_t *p, const es_neurons_t *n, const es_lif_state_t *s,
+                         uint32_t k0, uint32_t k1, const int32_t *a6, uint16_t *spk_out,
+                         bool *quiet)
 {
     if (p->loop >= ES_LOOP_GENERAL) {
         if (quiet != NULL) {
@@ -225,14 +257,18 @@ uint32_t es_lif_run(const es_lif_plan_t *p, const es_neurons_t *n, const es_lif_
     const uint8_t *pn = n->vth_pn != NULL ? n->vth_pn + 4u * k0 : NULL;
     int32_t *u = s->u + k0, *v = s->v + k0;
     const uint32_t cnt = k1 - k0;
-    switch (p->loop + (a6 == NULL && p->loop < ES_LOOP_FAST_ANY ? 2u : 0u)) {
-    case 0u: return lif_in_direct_vth(p, u, v, a6, pn, s->v, cnt, spk_out, quiet);
-    case 1u: return lif_in_direct_vthpn(p, u, v, a6, pn, s->v, cnt, spk_out, quiet);
-    case 2u: return lif_quiet_direct_vth(p, u, v, a6, pn, s->v, cnt, spk_out, quiet);
-    case 3u: return lif_quiet_direct_vthpn(p, u, v, a6, pn, s->v, cnt, spk_out, quiet);
-    default:
-        return lif_fast_any(p, u, v, a6, pn, s->v, cnt, spk_out, quiet, (p->loop & 1u) != 0u,
-                            (p->loop & 2u) != 0u);
+    if (p->loop >= ES_LOOP_ANY) {
+        return lif_fast_any(p, u, v, a6, pn, s->v, cnt, spk_out, quiet, (p->loop & 1u) != 0u);
+    }
+    if (a6 == NULL) {
+        return pn != NULL ? lif_quiet_vthpn(p, u, v, a6, pn, s->v, cnt, spk_out, quiet)
+                          : lif_quiet_vth(p, u, v, a6, pn, s->v, cnt, spk_out, quiet);
+    }
+    switch (p->loop) {
+    case ES_LOOP_DIRECT: return lif_direct_vth(p, u, v, a6, pn, s->v, cnt, spk_out, quiet);
+    case ES_LOOP_DIRECT + 1: return lif_direct_vthpn(p, u, v, a6, pn, s->v, cnt, spk_out, quiet);
+    case ES_LOOP_WRAP: return lif_wrap_vth(p, u, v, a6, pn, s->v, cnt, spk_out, quiet);
+    default: return lif_wrap_vthpn(p, u, v, a6, pn, s->v, cnt, spk_out, quiet);
     }
 }
 
@@ -241,5 +277,5 @@ uint32_t es_lif_update(const es_neurons_t *n, const es_lif_state_t *s, uint32_t 
 {
     es_lif_plan_t p;
     es_lif_plan(n, small_input, s->th != NULL, s->ref != NULL, &p);
-    return es_lif_run(&p, n, s, k0, k1, a6, spk_out, quiet);
+    return es_lif_run(&p, n, s, k0, k1, a6, spk_out, quiet, true);
 }

@@ -51,9 +51,11 @@ ES_INLINE int32_t es_clip24(int32_t a)
 void es_lif_plan(const es_neurons_t *n, bool small_input, bool adaptive, bool refractory,
                  es_lif_plan_t *p);
 
-/* es_lif_update with a plan from es_lif_plan (the same neurons and flags). */
+/* es_lif_update with a plan from es_lif_plan (the same neurons and flags). keep_u: store u
+ * even where it carries nothing to the next step (du = 4096), for a caller that reads it. */
 uint32_t es_lif_run(const es_lif_plan_t *p, const es_neurons_t *n, const es_lif_state_t *s,
-                    uint32_t k0, uint32_t k1, const int32_t *a6, uint16_t *spk_out, bool *quiet);
+                    uint32_t k0, uint32_t k1, const int32_t *a6, uint16_t *spk_out, bool *quiet,
+                    bool keep_u);
 
 /* Update neurons [k0, k1) of a layer for one step. a6[k - k0] is neuron k's synaptic input
  * a_in << 6 (docs/SEMANTICS.md, as the kernels give it); a6 == NULL means no input.
