@@ -2,9 +2,9 @@
 
 Tolerance (docs/backends.md, "PyNN / SpiNNaker"): before a run the back-end predicts, from the
 integer reference and the float recursion NEST integrates, how NEST's results will differ
-(:func:`pynn.tolerance`). Where spikes would differ (a wrap of u, a clip of v, a threshold
-decision the rounding flips) it refuses with ``PynnInexact``, or warns with ``inexact="warn"``;
-membrane scores off by rounding warn with the bound. The tests check NEST against both: the
+(:func:`pynn.tolerance`). A wrap of u or a clip of v is refused with ``PynnInexact``; spikes or
+membrane scores that the rounding changes warn with the predicted tolerance
+(``inexact="raise"`` refuses those too). The tests check NEST against both: the
 prediction exactly, the reference within the stated tolerance.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 from edgespike.backends import pynn, spinnaker2
 from edgespike.backends.pynn import PynnInexact, PynnToleranceWarning
-from edgespike.errors import ModelError, ToolMissing
+from edgespike.errors import EdgeSpikeError, ModelError, ToolMissing
 from edgespike.model import Layer, Model, Neurons, Weights
 from edgespike.sim import reference
 from relu_mlp import train_relu_mlp
@@ -128,12 +128,13 @@ def test_nest_matches_integer_reference(case: str) -> None:
     tol = pynn.tolerance(model, x)
     assert tol.spikes_exact == (case in EXACT_CASES), tol.summary()
     if tol.spikes_exact:
-        got = pynn.run_batch(model, x)
-    else:
+        got = pynn.run_batch(model, x, inexact="raise")
+    else:  # rounding flips a decision: a warning by default, refused on request
+        assert not (tol.u_wraps or tol.v_clips)
         with pytest.raises(PynnInexact, match="differing spikes"):
-            pynn.run_batch(model, x)
+            pynn.run_batch(model, x, inexact="raise")
         with pytest.warns(PynnToleranceWarning, match="differing spikes"):
-            got = pynn.run_batch(model, x, inexact="warn")
+            got = pynn.run_batch(model, x)
     assert len(got) == len(ref)
     _assert_as_predicted(tol, ref, got)
 
@@ -280,10 +281,11 @@ def test_issue12_case4_wrap_of_u_is_refused_up_front() -> None:
     tol = pynn.tolerance(model, x)
     assert tol.u_wraps == 15 and not tol.spikes_exact
     assert "u wraps" in tol.first and tol.max_count_diff == 16
-    with pytest.raises(PynnInexact, match="15 wraps of the 24-bit current u") as err:
-        pynn.run_batch(model, x)
+    for policy in ("auto", "raise"):
+        with pytest.raises(PynnInexact, match="15 wraps of the 24-bit current u") as err:
+            pynn.run_batch(model, x, inexact=policy)
     assert err.value.tolerance.max_count_diff == 16
-    with pytest.raises(ValueError, match="inexact"):
+    with pytest.raises(EdgeSpikeError, match="inexact"):
         pynn.run_batch(model, x, inexact="ignore")
 
 

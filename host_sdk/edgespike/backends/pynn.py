@@ -52,7 +52,7 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from edgespike.errors import ModelError, ToolMissing
+from edgespike.errors import EdgeSpikeError, ModelError, ToolMissing
 from edgespike.model.quantized import Layer, Model, Neurons, _per_neuron
 from edgespike.sim.reference import (RunOutput, check_input, clip24, counters_from_spikes, decay,
                                      shift, wrap24)
@@ -391,7 +391,7 @@ def _bias_sources(sim: Any, pop: Any, current: np.ndarray, dt_ms: float, timelin
 class PynnInexact(ModelError):
     """The float simulation would not reproduce the integer reference for these inputs.
 
-    Raised by :func:`run_batch` before anything is built (``inexact="raise"``, the default);
+    Raised by :func:`run_batch` before anything is built (see :func:`check_exact` for when);
     ``.tolerance`` holds the :class:`PynnTolerance` that says where and by how much.
     """
 
@@ -402,8 +402,8 @@ class PynnInexact(ModelError):
 
 class PynnToleranceWarning(UserWarning):
     """The run goes ahead, but its results differ from the integer reference by the stated
-    tolerance (membrane scores from the rounding PyNN does not model, or an accepted
-    :class:`PynnInexact` case with ``inexact="warn"``)."""
+    tolerance (spikes or membrane scores from the rounding PyNN does not model, or a wrap or
+    clip accepted with ``inexact="warn"``)."""
 
 
 #: A float threshold decision closer than this (integer units of v, plus a relative 1e-9 of
@@ -604,27 +604,37 @@ def _decode(model: Model, raster: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.where(fired, steps - np.argmax(raster, axis=1), 0).astype(np.int64)
 
 
-def check_exact(model: Model, inputs: np.ndarray, *, inexact: str = "raise",
+#: Values of ``inexact`` (see :func:`check_exact`).
+INEXACT_POLICIES = ("auto", "raise", "warn")
+
+
+def check_exact(model: Model, inputs: np.ndarray, *, inexact: str = "auto",
                 dt_ms: float = 1.0) -> PynnTolerance:
     """Apply the policy of :func:`run_batch` (before a run) and return the tolerance.
 
-    Spikes or predictions that would differ (a wrap of ``u``, a clip of ``v``, a threshold
-    decision the rounding flips, or one within NEST's rounding) raise :class:`PynnInexact`
-    with ``inexact="raise"`` and warn (:class:`PynnToleranceWarning`) with ``"warn"``.
-    Identical spikes with membrane scores off by the rounding only warn, stating the bound.
+    Outside PyNN's region (the integer ``u`` wraps or ``v`` saturates, which the float
+    neurons do not model) the run is refused with :class:`PynnInexact`. Inside it, spikes that
+    the rounding flips (``trunc0`` of the decays, the floor of a negative weight exponent, or a
+    decision within NEST's floating point) warn with the predicted tolerance
+    (:class:`PynnToleranceWarning`), and so do membrane scores off by rounding.
+
+    Args:
+        inexact: ``"auto"`` as above; ``"raise"`` also refuses any differing spike or
+            prediction; ``"warn"`` only warns, even about wraps and clips.
     """
-    if inexact not in ("raise", "warn"):
-        raise ValueError(f"inexact must be 'raise' or 'warn', got {inexact!r}")
+    if inexact not in INEXACT_POLICIES:
+        raise EdgeSpikeError(f"inexact must be one of {', '.join(INEXACT_POLICIES)}, "
+                             f"got {inexact!r}")
     tol = tolerance(model, inputs, dt_ms)
+    outside = bool(tol.u_wraps or tol.v_clips)
     if not tol.spikes_exact:
         message = ("PyNN's float neurons would not reproduce the integer reference: "
                    + tol.summary() + ". Run it on the reference, the C core, a device or Lava "
                    "for exact results. To stay inside PyNN's exact region keep |u| and |v| "
                    "below 2^23 (smaller weights, exponent or inputs); du = 4096, dv = 0 and "
-                   "weight exponents >= 0 leave no rounding to differ; or pass inexact='warn' "
-                   "to run anyway")
-        if inexact == "raise":
-            raise PynnInexact(message, tol)
+                   "weight exponents >= 0 leave no rounding to differ")
+        if inexact == "raise" or (inexact == "auto" and outside):
+            raise PynnInexact(message + "; or pass inexact='warn' to run anyway", tol)
         warnings.warn(PynnToleranceWarning(message), stacklevel=3)
     elif tol.max_score_diff:
         warnings.warn(PynnToleranceWarning(
@@ -636,13 +646,13 @@ def check_exact(model: Model, inputs: np.ndarray, *, inexact: str = "raise",
 
 
 def run_batch(model: Model, inputs: np.ndarray, *, simulator: str = "nest",
-              dt_ms: float = 1.0, inexact: str = "raise") -> list[RunOutput]:
+              dt_ms: float = 1.0, inexact: str = "auto") -> list[RunOutput]:
     """Run a batch ``(n, timesteps, input_size)`` (or one input) on a PyNN simulator.
 
     Before anything is built, :func:`check_exact` predicts how the float simulation will differ
-    from the integer reference on these inputs: if any spike or prediction would differ it
-    raises :class:`PynnInexact` (``inexact="raise"``, the default) or warns
-    (``inexact="warn"``); membrane scores off by rounding only warn, with the bound.
+    from the integer reference on these inputs: a wrap of ``u`` or clip of ``v`` raises
+    :class:`PynnInexact`; spikes or scores that rounding changes warn with the tolerance
+    (``inexact="raise"`` refuses those too, ``"warn"`` only warns).
 
     Returns one :class:`~edgespike.sim.reference.RunOutput` per input: prediction, scores
     (by the model's decoding), per-layer spike rasters aligned to the integer steps, and the
@@ -764,7 +774,7 @@ def spike_count_tolerance(reference: RunOutput, other: RunOutput) -> int:
 
 
 __all__ = [
-    "CellParameters", "InputPlan", "PynnInexact", "PynnNetwork", "PynnTolerance",
+    "CellParameters", "INEXACT_POLICIES", "InputPlan", "PynnInexact", "PynnNetwork", "PynnTolerance",
     "PynnToleranceWarning", "Timeline", "available", "build", "cell_parameters", "check_exact",
     "check_supported", "decay_to_tau", "propagator_p20", "propagator_p21", "run_batch",
     "spike_count_tolerance", "synapse_lists", "tau_to_decay", "tolerance",
