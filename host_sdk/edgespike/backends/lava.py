@@ -176,7 +176,7 @@ def check_model(model: Model) -> None:
                         f"the weights fed by them ({name}) have exponent {w.exp} < 0: separately "
                         "shifted partial sums would round differently. Use one threshold per "
                         "layer, or a weight exponent >= 0 there, for the Lava back-end")
-    for _ in _dense_blocks(model, _layout(model)):
+    for _ in dense_blocks(model):
         pass  # raises ModelError for weights no Lava Dense holds exactly, or could overflow
 
 
@@ -193,28 +193,52 @@ def _layout(model: Model) -> list[list[tuple[int, np.ndarray]]]:
     return out
 
 
-def _dense_blocks(model: Model, layout: list[list[tuple[int, np.ndarray]]]):
-    """Yield ``(src, dst, DenseSpec)`` for every Lava Dense: ``src`` is "input" or a population.
+@dataclass
+class DenseBlock:
+    """One Lava Dense of the mapping and where it sits.
 
-    One Dense per (source population, destination population, weight part): Lava 0.10 cannot
-    concatenate ports, and all-zero blocks need no Dense.
+    Attributes:
+        layer: the layer (0-based) whose synaptic input it carries.
+        recurrent: True for a block of the layer's recurrent weights.
+        src: "input" or the source population; ``rows``: the presynaptic indices it reads
+            (input channels, or neurons of the previous or own layer).
+        dst: the destination population; ``cols``: the layer's neurons it feeds.
+        spec: the Dense itself.
     """
+
+    layer: int
+    recurrent: bool
+    src: object
+    rows: np.ndarray
+    dst: int
+    cols: np.ndarray
+    spec: DenseSpec
+
+
+def dense_blocks(model: Model, layout: Optional[list[list[tuple[int, np.ndarray]]]] = None):
+    """Yield a :class:`DenseBlock` for every Lava Dense the mapping creates.
+
+    One Dense per (source population, destination population, weight part, sign/exponent
+    group): Lava 0.10 cannot concatenate ports, and all-zero blocks need no Dense. Raises
+    :class:`ModelError` (or :class:`LavaInt32Overflow`) for weights no Dense holds exactly.
+    """
+    layout = _layout(model) if layout is None else layout
     for li, layer in enumerate(model.layers):
         if li == 0:
             sources: list[tuple[object, np.ndarray]] = [("input", np.arange(model.input_size))]
         else:
             sources = list(layout[li - 1])
         graded = model.input_bound() if (li == 0 and model.input_kind == "values") else 0
-        parts = [(layer.weights, sources, f"layer {li}", graded)]
+        parts = [(layer.weights, sources, f"layer {li}", graded, False)]
         if layer.recurrent is not None:
-            parts.append((layer.recurrent, list(layout[li]), f"layer {li} recurrent", 0))
-        for weights, srcs, where, bound in parts:
+            parts.append((layer.recurrent, list(layout[li]), f"layer {li} recurrent", 0, True))
+        for weights, srcs, where, bound, rec in parts:
             mat = weights.integer_matrix()
             for src, rows in srcs:
                 for pi, idx in layout[li]:
                     for spec in _encode_weights(mat[np.ix_(rows, idx)], weights.exp, where,
                                                 bound):
-                        yield src, pi, spec
+                        yield DenseBlock(li, rec, src, rows, pi, idx, spec)
 
 
 def _pow2_divisor(w: np.ndarray, limit: int = 8) -> int:
@@ -339,18 +363,18 @@ def plan(model: Model, inputs: np.ndarray, record_v: bool = False) -> _Plan:
 
     bits_in = 0 if model.input_kind == "spikes" else VALUE_MESSAGE_BITS
     conns: list[dict] = []
-    for src, dst, spec in _dense_blocks(model, layout):
+    for block in dense_blocks(model, layout):
+        src, spec = block.src, block.spec
         arrays[f"conn{len(conns)}_w"] = spec.weights
-        conns.append({"src": src, "dst": dst, "weight_exp": int(spec.weight_exp),
+        conns.append({"src": src, "dst": block.dst, "weight_exp": int(spec.weight_exp),
                       "sign_mode": spec.sign_mode,
                       "num_message_bits": bits_in if src == "input" else 0})
-    # Lava compiles only the processes connected to the one it runs (pops[0]): give every LIF
-    # without feed-forward weights from the input or another LIF (an all-zero block, even with
-    # recurrent weights: its own loop does not connect it) a zero Dense from the input. Every
-    # other source is an earlier layer's LIF, so by induction all are reachable from the input.
-    fed = {c["dst"] for c in conns if c["src"] != c["dst"]}
+    # Lava compiles only the processes connected to the one it runs (pops[0]): every LIF not
+    # connected to the input through some chain of Denses (all-zero feed-forward blocks, a
+    # population fed only by recurrent weights, itself or its layer's other populations, or
+    # by such populations) gets a zero Dense from the input, so it is part of the run.
     for pi, pop in enumerate(pops):
-        if pi not in fed:
+        if pi not in _reachable_from_input(conns):
             arrays[f"conn{len(conns)}_w"] = np.zeros((pop["size"], model.input_size), np.int32)
             conns.append({"src": "input", "dst": pi, "weight_exp": 0,
                           "sign_mode": SIGN_EXCITATORY, "num_message_bits": bits_in})
@@ -363,6 +387,20 @@ def plan(model: Model, inputs: np.ndarray, record_v: bool = False) -> _Plan:
         "pops": pops, "conns": conns, "record_v": record,
     }
     return _Plan(plan_dict, arrays, layout)
+
+
+def _reachable_from_input(conns: list[dict]) -> set:
+    """Populations connected to the input through Denses, in either direction (as Lava's
+    compiler walks the process graph)."""
+    seen, todo = {"input"}, ["input"]
+    while todo:
+        node = todo.pop()
+        for c in conns:
+            for a, b in ((c["src"], c["dst"]), (c["dst"], c["src"])):
+                if a == node and b not in seen:
+                    seen.add(b)
+                    todo.append(b)
+    return seen
 
 
 # --------------------------------------------------------------------------- running
