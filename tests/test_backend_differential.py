@@ -224,8 +224,8 @@ def test_lava_mapping_arithmetic(case: tuple[Model, np.ndarray]) -> None:
 
 # --------------------------------------------------------------------------- PyNN (NEST)
 
-needs_nest = pytest.mark.skipif(not pynn.available(),
-                                reason="PyNN + NEST not installed (pip install pyNN nest-simulator)")
+needs_nest = pytest.mark.skipif(
+    not pynn.available(), reason="PyNN + NEST not installed (pip install pyNN nest-simulator)")
 
 
 @needs_nest

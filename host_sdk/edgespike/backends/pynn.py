@@ -774,9 +774,9 @@ def spike_count_tolerance(reference: RunOutput, other: RunOutput) -> int:
 
 
 __all__ = [
-    "CellParameters", "INEXACT_POLICIES", "InputPlan", "PynnInexact", "PynnNetwork", "PynnTolerance",
-    "PynnToleranceWarning", "Timeline", "available", "build", "cell_parameters", "check_exact",
-    "check_supported", "decay_to_tau", "propagator_p20", "propagator_p21", "run_batch",
+    "CellParameters", "INEXACT_POLICIES", "InputPlan", "PynnInexact", "PynnNetwork",
+    "PynnTolerance", "PynnToleranceWarning", "Timeline", "available", "build",
+    "cell_parameters", "check_exact", "check_supported", "decay_to_tau", "propagator_p20", "propagator_p21", "run_batch",
     "spike_count_tolerance", "synapse_lists", "tau_to_decay", "tolerance",
 ]
 
