@@ -197,11 +197,14 @@ def test_too_many_thresholds_and_unfit_weights_are_refused() -> None:
         lava_backend.check_model(two)
     two.layers[1].weights.exp = 0
     lava_backend.check_model(two)
-    tern = Weights(np.array([[1, -1], [1, 0]], np.int8), encoding="ternary", a_pos=255, a_neg=3,
-                   exp=-1)
+    tern = Weights(np.array([[1, -1], [-1, 0]], np.int8), encoding="ternary", a_pos=255,
+                   a_neg=3, exp=-1)
     model = Model(input_size=2, timesteps=4, layers=[Layer(tern, Neurons())])
-    with pytest.raises(ModelError, match="a_pos <= 127"):
+    with pytest.raises(ModelError, match="neuron 0: .*a_pos <= 127"):
         lava_backend.check_model(model)
+    # neuron 1's weights are one-signed (-3, 0): only neuron 0 mixes 255 and -3
+    tern.values[1, 0] = 0
+    lava_backend.check_model(model)
 
 
 def test_missing_environment_is_reported(monkeypatch, tmp_path) -> None:
@@ -292,3 +295,127 @@ def test_lava_population_without_input(lava_env) -> None:
             np.testing.assert_array_equal(g.spikes[li], w.spikes[li])
             np.testing.assert_array_equal(g.v[li], w.v[li])
         assert w.spikes[1][:, 1].sum() > 0  # the bias-only neuron fires
+
+
+# --------------------------------------------------------------------------- issue 12 regressions
+
+def _issue12_case1(ncols: int = 1) -> Model:
+    """260 direct inputs, 259 weights of 127 and one of -128 into a neuron, exponent -14."""
+    w = np.full((260, ncols), 127, np.int8)
+    w[259, 0] = -128
+    return Model(input_size=260, timesteps=1, input_kind="values", input_max_abs=32767,
+                 decoding="membrane_last",
+                 layers=[Layer(Weights(w, exp=-14), Neurons(du=4096, dv=0, vth=65000))]).validate()
+
+
+def test_issue12_case1_int32_overflow_is_refused_up_front() -> None:
+    """Lava's graded Dense sums 2w * x in int32: 2 * (259*127 + 128) * 32767 > 2^31."""
+    model = _issue12_case1()
+    x = np.zeros((1, 1, 260), np.int64)
+    x[0, 0, :259] = 32767
+    assert reference.run(model, x[0]).u[0][0] == 4_210_112  # what Lava gave as -4,178,496
+    with pytest.raises(lava_backend.LavaInt32Overflow, match=r"input_max_abs to at most \d+"):
+        lava_backend.check_model(model)
+    # refused before any worker starts: works without the Lava environment too
+    with pytest.raises(lava_backend.LavaInt32Overflow):
+        lava_backend.run_batch(model, x)
+    # the bound is exact: at the largest input_max_abs it names, the model is accepted
+    limit = int(str(pytest.raises(lava_backend.LavaInt32Overflow, lava_backend.check_model,
+                                  model).value).split("at most ")[1].split(",")[0])
+    model.input_max_abs = limit
+    lava_backend.check_model(model)
+    model.input_max_abs = limit + 1
+    with pytest.raises(lava_backend.LavaInt32Overflow):
+        lava_backend.check_model(model)
+
+
+def test_graded_accumulator_bound_is_exact() -> None:
+    """sum_j |w'_kj| * bound is reached by x_j = +-bound and is what int32 must hold."""
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        w = rng.integers(-128, 128, (int(rng.integers(1, 30)), int(rng.integers(1, 5))))
+        bound = int(rng.integers(1, 32768))
+        for spec in lava_backend._encode_weights(w, -3, "t"):
+            worst = lava_backend.dense_accumulator_bound(spec, bound)
+            k = int(np.abs(spec.weights.astype(np.int64)).sum(axis=1).argmax())
+            x = np.sign(spec.weights[k]).astype(np.int64) * bound
+            assert abs(int(spec.weights[k].astype(np.int64) @ x)) == worst
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), bound=st.sampled_from([1, 7, 1000, 32767]),
+       exp=st.integers(-31, 2))
+def test_encoding_never_overflows_int32(seed: int, bound: int, exp: int) -> None:
+    """Whatever the adapter accepts for graded input keeps every int32 sum in range, exactly."""
+    rng = np.random.default_rng(seed)
+    fan_in, fan_out = int(rng.integers(1, 400)), int(rng.integers(1, 6))
+    w = rng.integers(-128, 128, (fan_in, fan_out))
+    one_signed = rng.random(fan_out) < 0.4  # such neurons need no doubling
+    w[:, one_signed] = np.abs(w[:, one_signed])
+    try:
+        specs = lava_backend._encode_weights(w, exp, "t", bound)
+    except lava_backend.LavaInt32Overflow:
+        # refused only if some neuron's column cannot avoid the overflow
+        assert 2 * np.abs(w).sum(axis=0).max() * bound >= 1 << 31
+        return
+    x = np.where(rng.random((4, fan_in)) < 0.5, -bound, bound)
+    got = np.zeros((4, fan_out), np.int64)
+    for s in specs:
+        assert lava_backend.dense_accumulator_bound(s, bound) < 1 << 31
+        got += lava_dense_sum(s, x)
+    assert np.array_equal(got, reference.shift(x @ w, exp))
+
+
+def test_issue12_case1_one_signed_neuron_is_exact(lava_env) -> None:
+    """A neuron whose own weights are one-signed needs no doubling: its sum stays in int32."""
+    w = np.full((260, 2), 127, np.int8)
+    w[259, 1] = -128
+    w[:130, 1] = 3
+    model = Model(input_size=260, timesteps=2, input_kind="values", input_max_abs=32767,
+                  decoding="membrane_last",
+                  layers=[Layer(Weights(w, exp=-14), Neurons(du=4096, dv=0, vth=65000))]).validate()
+    x = np.zeros((2, 2, 260), np.int64)
+    x[:, :, :259] = 32767
+    x[1, 1] = -32767
+    got, want = lava_backend.run_batch(model, x), reference.run_batch(model, x)
+    for g, r in zip(got, want):
+        np.testing.assert_array_equal(g.u[0], r.u[0])
+        np.testing.assert_array_equal(g.spikes[0], r.spikes[0])
+        np.testing.assert_array_equal(g.scores, r.scores)
+    assert want[0].spikes[0][:, 0].sum() == 2  # 259*127*32767 >> 14 = 65784 > vth
+
+
+def _assert_same(model: Model, got, want) -> None:
+    for b, (g, w) in enumerate(zip(got, want)):
+        for li in range(len(model.layers)):
+            np.testing.assert_array_equal(g.spikes[li], w.spikes[li], err_msg=f"{b}: layer {li}")
+            np.testing.assert_array_equal(g.u[li], w.u[li], err_msg=f"{b}: u of layer {li}")
+            np.testing.assert_array_equal(g.v[li], w.v[li], err_msg=f"{b}: v of layer {li}")
+        np.testing.assert_array_equal(g.scores, w.scores, err_msg=f"{b}: scores")
+        assert g.counters == w.counters, b
+
+
+def test_issue12_case2_fewer_steps_than_layers(lava_env) -> None:
+    """1 time step, three width-1 layers, a bias only in the last, a batch of 2."""
+    model = Model(input_size=1, timesteps=1, decoding="membrane_last", layers=[
+        Layer(Weights(np.ones((1, 1), np.int8)), Neurons(vth=0)),
+        Layer(Weights(np.ones((1, 1), np.int8)), Neurons(vth=0)),
+        Layer(Weights(np.ones((1, 1), np.int8)), Neurons(vth=100, bias_mant=5))]).validate()
+    x = np.ones((2, 1, 1), np.int64)
+    want = reference.run_batch(model, x)
+    assert [int(w.scores[0]) for w in want] == [69, 69]  # Lava gave 74, then 10
+    assert all(int(w.spikes[1].sum()) == 1 for w in want)
+    _assert_same(model, lava_backend.run_batch(model, x), want)
+
+
+def test_issue12_case3_all_zero_feed_forward_with_recurrence(lava_env) -> None:
+    """A layer fed only by its own recurrent weights and its bias (was: 'No Runtime')."""
+    model = Model(input_size=2, timesteps=4, layers=[
+        Layer(Weights(np.ones((2, 2), np.int8)), Neurons(vth=0)),
+        Layer(Weights(np.zeros((2, 2), np.int8)), Neurons(vth=3, bias_mant=100),
+              recurrent=Weights(np.full((2, 2), 50, np.int8))),
+        Layer(Weights(np.ones((2, 1), np.int8)), Neurons(vth=0))]).validate()
+    x = np.ones((2, 4, 2), np.int64)
+    want = reference.run_batch(model, x)
+    assert want[0].spikes[1].sum() > 0 and want[0].counters[1].synops > 0  # recurrence at work
+    _assert_same(model, lava_backend.run_batch(model, x), want)

@@ -54,11 +54,21 @@ SIGN_EXCITATORY, SIGN_INHIBITORY, SIGN_MIXED = 2, 3, 1
 MAX_GROUPS_PER_LAYER = 8
 #: Graded-spike width used for direct ("values") input, bits.
 VALUE_MESSAGE_BITS = 24
+#: Lava's graded Dense sums in int32: every |unshifted sum| must stay below this.
+INT32_LIMIT = 1 << 31
 WORKER = Path(__file__).with_name("lava_worker.py")
 
 
 class LavaRunError(EdgeSpikeError):
     """The Lava worker process failed (its stderr is in the message)."""
+
+
+class LavaInt32Overflow(ModelError):
+    """A Dense fed with direct (graded) input could overflow Lava's int32 sum; refused up front.
+
+    Raised by :func:`check_model` (and so before any run) from the exact worst case
+    :func:`dense_accumulator_bound` of every graded Dense the mapping would create.
+    """
 
 
 @dataclass
@@ -166,8 +176,8 @@ def check_model(model: Model) -> None:
                         f"the weights fed by them ({name}) have exponent {w.exp} < 0: separately "
                         "shifted partial sums would round differently. Use one threshold per "
                         "layer, or a weight exponent >= 0 there, for the Lava back-end")
-    for _ in _dense_blocks(model, _layout(model)):
-        pass  # raises ModelError for weights no Lava Dense holds exactly
+    for _ in dense_blocks(model):
+        pass  # raises ModelError for weights no Lava Dense holds exactly, or could overflow
 
 
 def _layout(model: Model) -> list[list[tuple[int, np.ndarray]]]:
@@ -183,26 +193,52 @@ def _layout(model: Model) -> list[list[tuple[int, np.ndarray]]]:
     return out
 
 
-def _dense_blocks(model: Model, layout: list[list[tuple[int, np.ndarray]]]):
-    """Yield ``(src, dst, DenseSpec)`` for every Lava Dense: ``src`` is "input" or a population.
+@dataclass
+class DenseBlock:
+    """One Lava Dense of the mapping and where it sits.
 
-    One Dense per (source population, destination population, weight part): Lava 0.10 cannot
-    concatenate ports, and all-zero blocks need no Dense.
+    Attributes:
+        layer: the layer (0-based) whose synaptic input it carries.
+        recurrent: True for a block of the layer's recurrent weights.
+        src: "input" or the source population; ``rows``: the presynaptic indices it reads
+            (input channels, or neurons of the previous or own layer).
+        dst: the destination population; ``cols``: the layer's neurons it feeds.
+        spec: the Dense itself.
     """
+
+    layer: int
+    recurrent: bool
+    src: object
+    rows: np.ndarray
+    dst: int
+    cols: np.ndarray
+    spec: DenseSpec
+
+
+def dense_blocks(model: Model, layout: Optional[list[list[tuple[int, np.ndarray]]]] = None):
+    """Yield a :class:`DenseBlock` for every Lava Dense the mapping creates.
+
+    One Dense per (source population, destination population, weight part, sign/exponent
+    group): Lava 0.10 cannot concatenate ports, and all-zero blocks need no Dense. Raises
+    :class:`ModelError` (or :class:`LavaInt32Overflow`) for weights no Dense holds exactly.
+    """
+    layout = _layout(model) if layout is None else layout
     for li, layer in enumerate(model.layers):
         if li == 0:
             sources: list[tuple[object, np.ndarray]] = [("input", np.arange(model.input_size))]
         else:
             sources = list(layout[li - 1])
-        parts = [(layer.weights, sources, f"layer {li}")]
+        graded = model.input_bound() if (li == 0 and model.input_kind == "values") else 0
+        parts = [(layer.weights, sources, f"layer {li}", graded, False)]
         if layer.recurrent is not None:
-            parts.append((layer.recurrent, list(layout[li]), f"layer {li} recurrent"))
-        for weights, srcs, where in parts:
+            parts.append((layer.recurrent, list(layout[li]), f"layer {li} recurrent", 0, True))
+        for weights, srcs, where, bound, rec in parts:
             mat = weights.integer_matrix()
             for src, rows in srcs:
                 for pi, idx in layout[li]:
-                    for spec in _encode_weights(mat[np.ix_(rows, idx)], weights.exp, where):
-                        yield src, pi, spec
+                    for spec in _encode_weights(mat[np.ix_(rows, idx)], weights.exp, where,
+                                                bound):
+                        yield DenseBlock(li, rec, src, rows, pi, idx, spec)
 
 
 def _pow2_divisor(w: np.ndarray, limit: int = 8) -> int:
@@ -213,16 +249,21 @@ def _pow2_divisor(w: np.ndarray, limit: int = 8) -> int:
     return m
 
 
-def _encode_weights(w: np.ndarray, exp: int, where: str) -> list[DenseSpec]:
-    """Map an integer matrix (fan_in x fan_out) and exponent to exact Lava Dense processes.
+def dense_accumulator_bound(spec: DenseSpec, input_bound: int) -> int:
+    """Largest |unshifted sum| one Lava Dense can form from graded inputs |x| <= input_bound.
 
-    Returns [] for an all-zero matrix (no Dense needed). The sum a Dense computes,
-    ``shift(sum_j x_j w'_j, e')``, equals ``shift(sum_j x_j w_j, exp)`` for every input.
+    Lava's ``PyDenseModelBitAcc`` forms ``weights.dot(s_in)`` in int32 for graded (direct
+    value) input before it shifts by ``weight_exp``. Every input may independently be
+    ``+input_bound`` or ``-input_bound``, so the exact worst case of row k is
+    ``sum_j |w'_kj| * input_bound`` (not ``max(positive, negative) * bound``, which is the
+    worst case for 0/1 spikes only). Binary spikes are summed by numpy in 64 bits.
     """
-    w = np.asarray(w, dtype=np.int64)
+    return int(np.abs(spec.weights.astype(np.int64)).sum(axis=1).max()) * int(input_bound)
+
+
+def _encode_whole(w: np.ndarray, exp: int) -> Optional[list[DenseSpec]]:
+    """One exact Lava encoding of a (fan_in x fan_out) matrix, or None if none exists."""
     lw = w.T  # Lava: (fan_out, fan_in)
-    if not w.any():
-        return []
     if w.min() >= 0 and w.max() <= 255:
         return [DenseSpec(lw.astype(np.int32), exp, SIGN_EXCITATORY)]
     if w.max() <= 0 and w.min() >= -255:
@@ -237,12 +278,66 @@ def _encode_weights(w: np.ndarray, exp: int, where: str) -> list[DenseSpec]:
             # left shifts distribute over the sum: excitatory + inhibitory Dense is exact
             return [DenseSpec(np.clip(lw, 0, None).astype(np.int32), exp, SIGN_EXCITATORY),
                     DenseSpec(np.clip(lw, None, 0).astype(np.int32), exp, SIGN_INHIBITORY)]
-    raise ModelError(
-        f"{where}: mixed-sign weights in [{w.min()}, {w.max()}] with exponent {exp} do not fit a "
-        "Loihi Dense exactly (mixed-sign weights have 8 bits including the sign: -128..127 "
-        "times a power of two, and a negative exponent cannot be split into excitatory and "
-        "inhibitory parts without changing the rounding); keep ternary magnitudes "
-        "a_pos <= 127 and a_neg <= 128, or use exp >= 0")
+    return None
+
+
+def _fits(specs: list[DenseSpec], input_bound: int) -> bool:
+    return input_bound == 0 or all(dense_accumulator_bound(s, input_bound) < INT32_LIMIT
+                                   for s in specs)
+
+
+def _encode_weights(w: np.ndarray, exp: int, where: str, input_bound: int = 0) -> list[DenseSpec]:
+    """Map an integer matrix (fan_in x fan_out) and exponent to exact Lava Dense processes.
+
+    ``input_bound`` is the largest |graded input| (direct encoding) or 0 for binary spikes.
+    Returns [] for an all-zero matrix (no Dense needed). The sum a Dense computes,
+    ``shift(sum_j x_j w'_j, e')``, equals ``shift(sum_j x_j w_j, exp)`` for every input, and
+    no graded Dense's int32 accumulator can overflow.
+
+    One encoding for the whole matrix is tried first. If there is none, or its int32 sum could
+    overflow (a mixed-sign matrix is passed doubled), each output neuron (column) gets its own
+    cheapest encoding (one-signed or even columns need no doubling), and columns with the same
+    sign mode and exponent share one Dense (zero rows elsewhere): every neuron's sum is still
+    formed in one Dense, so its shift floors exactly once.
+    """
+    w = np.asarray(w, dtype=np.int64)
+    if not w.any():
+        return []
+    specs = _encode_whole(w, exp)
+    if specs is not None and _fits(specs, input_bound):
+        return specs
+    fan_in, fan_out = w.shape
+    groups: dict[tuple[int, int], np.ndarray] = {}
+    for k in range(fan_out):
+        col = w[:, k:k + 1]
+        if not col.any():
+            continue
+        col_specs = _encode_whole(col, exp)
+        if col_specs is None:
+            raise ModelError(
+                f"{where}: neuron {k}: mixed-sign weights in [{col.min()}, {col.max()}] with "
+                f"exponent {exp} do not fit a Loihi Dense exactly (mixed-sign weights have 8 "
+                "bits including the sign: -128..127 times a power of two, and a negative "
+                "exponent cannot be split into excitatory and inhibitory parts without changing "
+                "the rounding); keep ternary magnitudes a_pos <= 127 and a_neg <= 128, or use "
+                "exp >= 0")
+        for cs in col_specs:
+            if not _fits([cs], input_bound):
+                bound = dense_accumulator_bound(cs, input_bound)
+                per_unit = bound // input_bound
+                doubled = cs.sign_mode == SIGN_MIXED and cs.weight_exp < exp
+                raise LavaInt32Overflow(
+                    f"{where}: neuron {k}: with direct input up to +-{input_bound} its Lava "
+                    f"Dense sum can reach {bound} >= 2^31 (sum of |w| = {per_unit}"
+                    + (", mixed-sign weights passed doubled" if doubled else "")
+                    + "), which overflows Lava's int32 arithmetic before the shift by the "
+                    f"weight exponent {exp}. Lower input_max_abs to at most "
+                    f"{(INT32_LIMIT - 1) // per_unit}, or the fan-in or weight magnitudes "
+                    "into this neuron; the reference, the C core and devices run it exactly")
+            mat = groups.setdefault((cs.sign_mode, cs.weight_exp),
+                                    np.zeros((fan_out, fan_in), np.int32))
+            mat[k] = cs.weights[0]
+    return [DenseSpec(mat, e, mode) for (mode, e), mat in sorted(groups.items())]
 
 
 def plan(model: Model, inputs: np.ndarray, record_v: bool = False) -> _Plan:
@@ -268,16 +363,18 @@ def plan(model: Model, inputs: np.ndarray, record_v: bool = False) -> _Plan:
 
     bits_in = 0 if model.input_kind == "spikes" else VALUE_MESSAGE_BITS
     conns: list[dict] = []
-    for src, dst, spec in _dense_blocks(model, layout):
+    for block in dense_blocks(model, layout):
+        src, spec = block.src, block.spec
         arrays[f"conn{len(conns)}_w"] = spec.weights
-        conns.append({"src": src, "dst": dst, "weight_exp": int(spec.weight_exp),
+        conns.append({"src": src, "dst": block.dst, "weight_exp": int(spec.weight_exp),
                       "sign_mode": spec.sign_mode,
                       "num_message_bits": bits_in if src == "input" else 0})
-    # Lava compiles only the processes connected to the one it runs: give a LIF without any
-    # incoming weights (all-zero block) a zero Dense from the input so it is part of the run.
-    fed = {c["dst"] for c in conns}
+    # Lava compiles only the processes connected to the one it runs (pops[0]): every LIF not
+    # connected to the input through some chain of Denses (all-zero feed-forward blocks, a
+    # population fed only by recurrent weights, itself or its layer's other populations, or
+    # by such populations) gets a zero Dense from the input, so it is part of the run.
     for pi, pop in enumerate(pops):
-        if pi not in fed:
+        if pi not in _reachable_from_input(conns):
             arrays[f"conn{len(conns)}_w"] = np.zeros((pop["size"], model.input_size), np.int32)
             conns.append({"src": "input", "dst": pi, "weight_exp": 0,
                           "sign_mode": SIGN_EXCITATORY, "num_message_bits": bits_in})
@@ -290,6 +387,20 @@ def plan(model: Model, inputs: np.ndarray, record_v: bool = False) -> _Plan:
         "pops": pops, "conns": conns, "record_v": record,
     }
     return _Plan(plan_dict, arrays, layout)
+
+
+def _reachable_from_input(conns: list[dict]) -> set:
+    """Populations connected to the input through Denses, in either direction (as Lava's
+    compiler walks the process graph)."""
+    seen, todo = {"input"}, ["input"]
+    while todo:
+        node = todo.pop()
+        for c in conns:
+            for a, b in ((c["src"], c["dst"]), (c["dst"], c["src"])):
+                if a == node and b not in seen:
+                    seen.add(b)
+                    todo.append(b)
+    return seen
 
 
 # --------------------------------------------------------------------------- running

@@ -152,23 +152,25 @@ def run(plan: dict, arrays: dict) -> dict:
                         pop.bias_mant.set(np.zeros(pop.bias_mant.shape, np.int32))
                 for dense in denses:
                     dense.a_buff.set(np.zeros(dense.a_buff.shape, np.int32))
+            # One schedule per inference, in Lava steps from its start: a population's bias is
+            # switched on before its first real step (Lava step = lag) and its state is read
+            # right after its last one (lag + timesteps). With fewer time steps than layers
+            # these events interleave across populations, so they are sorted, not walked
+            # population by population; the last read ends the inference at exactly `period`.
+            events = sorted(
+                [(p["lag"], 0, i) for i, p in enumerate(plan["pops"]) if i in biased]
+                + [(p["lag"] + steps, 1, i) for i, p in enumerate(plan["pops"])])
             done = 0
-            # head: switch each population's bias on at its first real step (Lava step = lag)
-            for lag in lags:
-                todo = [i for i in biased if plan["pops"][i]["lag"] == lag]
-                if todo:
-                    advance(lag - done)
-                    done = lag
-                    for i in todo:
-                        pops[i].bias_mant.set(bias_mant[i])
-            # tail: read each population's state right after its last real step
-            for lag in lags:
-                advance(lag + steps - done)
-                done = lag + steps
-                for i, pop in enumerate(pops):
-                    if plan["pops"][i]["lag"] == lag:
-                        out[f"u{i}"][b] = pop.u.get()
-                        out[f"v{i}"][b] = pop.v.get()
+            for at, kind, i in events:
+                advance(at - done)
+                done = at
+                if kind == 0:
+                    pops[i].bias_mant.set(bias_mant[i])
+                else:
+                    out[f"u{i}"][b] = pops[i].u.get()
+                    out[f"v{i}"][b] = pops[i].v.get()
+            if done != period:
+                raise RuntimeError(f"inference {b} ran {done} Lava steps, expected {period}")
         for i, (p, sink) in enumerate(zip(plan["pops"], sinks)):
             data = sink.data.get().astype(np.int64)  # (n, batch * period)
             for b in range(batch):

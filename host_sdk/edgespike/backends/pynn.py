@@ -46,14 +46,16 @@ import io
 import logging
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from edgespike.errors import ModelError, ToolMissing
+from edgespike.errors import EdgeSpikeError, ModelError, ToolMissing
 from edgespike.model.quantized import Layer, Model, Neurons, _per_neuron
-from edgespike.sim.reference import RunOutput, check_input, counters_from_spikes
+from edgespike.sim.reference import (RunOutput, check_input, clip24, counters_from_spikes, decay,
+                                     shift, wrap24)
 
 log = logging.getLogger(__name__)
 
@@ -386,9 +388,271 @@ def _bias_sources(sim: Any, pop: Any, current: np.ndarray, dt_ms: float, timelin
     return made
 
 
+class PynnInexact(ModelError):
+    """The float simulation would not reproduce the integer reference for these inputs.
+
+    Raised by :func:`run_batch` before anything is built (see :func:`check_exact` for when);
+    ``.tolerance`` holds the :class:`PynnTolerance` that says where and by how much.
+    """
+
+    def __init__(self, message: str, tolerance: "PynnTolerance") -> None:
+        super().__init__(message)
+        self.tolerance = tolerance
+
+
+class PynnToleranceWarning(UserWarning):
+    """The run goes ahead, but its results differ from the integer reference by the stated
+    tolerance (spikes or membrane scores from the rounding PyNN does not model, or a wrap or
+    clip accepted with ``inexact="warn"``)."""
+
+
+#: A float threshold decision closer than this (integer units of v, plus a relative 1e-9 of
+#: |v|) is a "close call": NEST's own floating point could decide it either way.
+CLOSE_CALL_UNITS = 1e-3
+
+
+@dataclass
+class PynnTolerance:
+    """How a PyNN (float) run of a model on given inputs will differ from the integer reference.
+
+    Computed before the run by :func:`tolerance` from two passes over the same inputs: the
+    integer recursion of docs/SEMANTICS.md (with every wrap of ``u`` and clip of ``v``
+    counted), and the float recursion NEST integrates with this module's mapping (the same
+    time constants, gains and threshold; no ``trunc0``, no floor of a negative weight exponent,
+    no wrap, no clip). All counts are over every inference, layer, step and neuron.
+
+    Attributes:
+        inferences: inputs analysed.
+        u_wraps: times the integer ``u`` wraps (the float one does not).
+        v_clips: times the integer ``v`` saturates at +-(2^23 - 1).
+        spike_mismatches: (step, neuron) raster entries where the float run differs, any layer.
+        close_calls: float threshold decisions within :data:`CLOSE_CALL_UNITS`.
+        max_count_diff: largest difference of one neuron's spike count in one inference.
+        max_score_diff: largest |score difference| (NEST's ``v`` is rounded to integer units;
+            a float ``v`` within rounding of a half unit counts one unit more per step).
+        prediction_mismatches: inferences whose predicted class differs.
+        first: where the first wrap, clip, mismatch or close call happens ("" if none).
+        float_spikes: per layer, the float pass's rasters (batch x steps x size): what NEST
+            is expected to produce.
+        float_scores: the float pass's scores (batch x outputs).
+        float_v: the float pass's output-layer ``v`` after each step (batch x steps x
+            outputs, integer units, unrounded).
+    """
+
+    inferences: int = 0
+    u_wraps: int = 0
+    v_clips: int = 0
+    spike_mismatches: int = 0
+    close_calls: int = 0
+    max_count_diff: int = 0
+    max_score_diff: int = 0
+    prediction_mismatches: int = 0
+    first: str = ""
+    float_spikes: list[np.ndarray] = field(default_factory=list, repr=False)
+    float_scores: Optional[np.ndarray] = field(default=None, repr=False)
+    float_v: Optional[np.ndarray] = field(default=None, repr=False)
+
+    @property
+    def spikes_exact(self) -> bool:
+        """True when every raster and prediction will equal the reference's."""
+        return not (self.u_wraps or self.v_clips or self.spike_mismatches or self.close_calls
+                    or self.prediction_mismatches)
+
+    @property
+    def exact(self) -> bool:
+        """True when spikes, predictions and scores will equal the reference's."""
+        return self.spikes_exact and self.max_score_diff == 0
+
+    def summary(self) -> str:
+        """One line: the counts that are not zero, and where the first problem is."""
+        parts = [f"{n} {label}" for n, label in (
+            (self.u_wraps, "wraps of the 24-bit current u"),
+            (self.v_clips, "clips of the 24-bit voltage v"),
+            (self.spike_mismatches, "differing spikes"),
+            (self.close_calls, "threshold decisions within float rounding"),
+            (self.prediction_mismatches, "differing predictions")) if n]
+        parts.append(f"spike counts differ by up to {self.max_count_diff} per neuron, "
+                     f"scores by up to {self.max_score_diff}")
+        where = f"; first: {self.first}" if self.first else ""
+        return f"over {self.inferences} inference(s): " + ", ".join(parts) + where
+
+
+def tolerance(model: Model, inputs: np.ndarray, dt_ms: float = 1.0) -> PynnTolerance:
+    """Predict, before any run, how NEST's results will differ from the integer reference.
+
+    See :class:`PynnTolerance`. The float pass follows this module's mapping step for step
+    (the decay factors are NEST's ``exp(-dt/tau)`` of the mapped time constants, the synaptic
+    input is ``W * 2^exp`` unfloored, spikes on ``v >= vth * 64 + 0.5``, the same refractory
+    hold), so its rasters and membrane values are what NEST computes, up to NEST's floating
+    point; decisions closer than that are counted as close calls.
+    """
+    check_supported(model)
+    x_all = check_input(model, inputs)
+    if x_all.ndim == 2:
+        x_all = x_all[None]
+    batch, steps = x_all.shape[0], model.timesteps
+    tol = PynnTolerance(inferences=batch)
+    first: list[tuple[int, int, int, int, str]] = []
+    causes = ("wraps", "saturates", "within rounding", "spikes differently")
+
+    def note(layer: int, t: int, mask: np.ndarray, what: str) -> None:
+        if mask.any():
+            b, k = np.argwhere(mask)[0]
+            rank = next(i for i, c in enumerate(causes) if c in what)  # the cause first
+            first.append((t, layer, rank, int(b), f"inference {b}, layer {layer}, step {t}, "
+                                                  f"neuron {k}: {what}"))
+
+    x_int = x_all.astype(np.int64)
+    x_flt = x_all.astype(np.float64)
+    state = []
+    for layer in model.layers:
+        n = layer.neurons
+        p = cell_parameters(n, layer.size, dt_ms)
+        zeros = np.zeros((batch, layer.size))
+        state.append({
+            "w": layer.weights.integer_matrix(), "exp": layer.weights.exp,
+            "r_u": math.exp(-dt_ms / p.tau_syn), "r_v": math.exp(-dt_ms / p.tau_m),
+            "theta": _per_neuron(n.vth, layer.size, "vth") << 6,
+            "bias": _per_neuron(n.bias_mant, layer.size, "bias_mant") << n.bias_exp,
+            "u": zeros.astype(np.int64), "v": zeros.astype(np.int64),
+            "ref": zeros.astype(np.int64), "uf": zeros.copy(), "vf": zeros.copy(),
+            "reff": zeros.astype(np.int64),
+            "r_int": np.zeros((batch, steps, layer.size), np.uint8),
+            "r_flt": np.zeros((batch, steps, layer.size), np.uint8),
+            "v_int": np.zeros((batch, steps, layer.size), np.int64),
+            "v_flt": np.zeros((batch, steps, layer.size)),
+        })
+    for t in range(steps):
+        xi, xf = x_int[:, t, :], x_flt[:, t, :]
+        for li, (layer, st) in enumerate(zip(model.layers, state)):
+            nrn = layer.neurons
+            # integer: docs/SEMANTICS.md, wraps and clips counted
+            pre_u = decay(st["u"], nrn.du) + (shift(xi @ st["w"], st["exp"]) << 6)
+            st["u"] = wrap24(pre_u)
+            wrapped = st["u"] != pre_u
+            tol.u_wraps += int(wrapped.sum())
+            note(li, t, wrapped, "the integer current u wraps at 24 bits")
+            active = st["ref"] == 0
+            pre_v = decay(st["v"], nrn.dv) + st["u"] + st["bias"]
+            v_new = clip24(pre_v)
+            clipped = active & (v_new != pre_v)
+            tol.v_clips += int(clipped.sum())
+            note(li, t, clipped, "the integer voltage v saturates at 24 bits")
+            spike = active & (v_new > st["theta"])
+            st["v"] = np.where(spike, 0, np.where(active, v_new, st["v"]))
+            st["ref"] = np.where(active, np.where(spike, nrn.refractory, 0), st["ref"] - 1)
+            st["r_int"][:, t] = spike
+            st["v_int"][:, t] = st["v"]
+            # float: what NEST integrates with this mapping
+            st["uf"] = st["r_u"] * st["uf"] + (xf @ st["w"]) * (2.0 ** st["exp"]) * 64.0
+            active_f = st["reff"] == 0
+            vf_new = st["r_v"] * st["vf"] + st["uf"] + st["bias"]
+            level = st["theta"] + 0.5
+            close = active_f & (np.abs(vf_new - level)
+                                <= CLOSE_CALL_UNITS + 1e-9 * np.abs(vf_new))
+            tol.close_calls += int(close.sum())
+            note(li, t, close, "the float voltage is within rounding of the threshold")
+            spike_f = active_f & (vf_new >= level)
+            st["vf"] = np.where(spike_f, 0.0, np.where(active_f, vf_new, 0.0))
+            st["reff"] = np.where(active_f, np.where(spike_f, nrn.refractory, 0),
+                                  st["reff"] - 1)
+            st["r_flt"][:, t] = spike_f
+            st["v_flt"][:, t] = st["vf"]
+            differ = spike != spike_f
+            note(li, t, differ, "the float run spikes differently")
+            xi, xf = spike.astype(np.int64), spike_f.astype(np.float64)
+    for st in state:
+        tol.spike_mismatches += int((st["r_int"] != st["r_flt"]).sum())
+        counts = np.abs(st["r_int"].sum(axis=1).astype(np.int64)
+                        - st["r_flt"].sum(axis=1).astype(np.int64))
+        tol.max_count_diff = max(tol.max_count_diff, int(counts.max(initial=0)))
+    last = state[-1]
+    s_int = _decode(model, last["r_int"], last["v_int"])
+    s_flt = _decode(model, last["r_flt"], np.rint(last["v_flt"]).astype(np.int64))
+    # NEST's v is rounded to integer units for the membrane scores: a float value within its
+    # rounding of a half unit may round either way, one unit per such step
+    vf = last["v_flt"]
+    halfway = np.abs(vf - np.floor(vf) - 0.5) <= CLOSE_CALL_UNITS + 1e-9 * np.abs(vf)
+    slack = np.zeros_like(s_int)
+    if model.decoding == "membrane_last":
+        slack = halfway[:, -1].astype(np.int64)
+    elif model.decoding == "membrane_sum":
+        slack = halfway.sum(axis=1).astype(np.int64)
+    tol.max_score_diff = int((np.abs(s_int - s_flt) + slack).max(initial=0))
+    tol.float_spikes = [st["r_flt"] for st in state]
+    tol.float_scores = s_flt
+    tol.float_v = last["v_flt"]
+    pred_differ = np.argmax(s_int, axis=1) != np.argmax(s_flt, axis=1)
+    tol.prediction_mismatches = int(pred_differ.sum())
+    if first:
+        tol.first = min(first)[4]
+    elif pred_differ.any():
+        tol.first = f"inference {int(np.argmax(pred_differ))}: the predicted class differs"
+    return tol
+
+
+def _decode(model: Model, raster: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Scores (batch x output) from a raster and per-step ``v`` (batch x steps x output)."""
+    steps = model.timesteps
+    if model.decoding == "spike_count":
+        return raster.sum(axis=1).astype(np.int64)
+    if model.decoding == "membrane_last":
+        return v[:, -1].astype(np.int64)
+    if model.decoding == "membrane_sum":
+        return v.sum(axis=1).astype(np.int64)
+    fired = raster.any(axis=1)
+    return np.where(fired, steps - np.argmax(raster, axis=1), 0).astype(np.int64)
+
+
+#: Values of ``inexact`` (see :func:`check_exact`).
+INEXACT_POLICIES = ("auto", "raise", "warn")
+
+
+def check_exact(model: Model, inputs: np.ndarray, *, inexact: str = "auto",
+                dt_ms: float = 1.0) -> PynnTolerance:
+    """Apply the policy of :func:`run_batch` (before a run) and return the tolerance.
+
+    Outside PyNN's region (the integer ``u`` wraps or ``v`` saturates, which the float
+    neurons do not model) the run is refused with :class:`PynnInexact`. Inside it, spikes that
+    the rounding flips (``trunc0`` of the decays, the floor of a negative weight exponent, or a
+    decision within NEST's floating point) warn with the predicted tolerance
+    (:class:`PynnToleranceWarning`), and so do membrane scores off by rounding.
+
+    Args:
+        inexact: ``"auto"`` as above; ``"raise"`` also refuses any differing spike or
+            prediction; ``"warn"`` only warns, even about wraps and clips.
+    """
+    if inexact not in INEXACT_POLICIES:
+        raise EdgeSpikeError(f"inexact must be one of {', '.join(INEXACT_POLICIES)}, "
+                             f"got {inexact!r}")
+    tol = tolerance(model, inputs, dt_ms)
+    outside = bool(tol.u_wraps or tol.v_clips)
+    if not tol.spikes_exact:
+        message = ("PyNN's float neurons would not reproduce the integer reference: "
+                   + tol.summary() + ". Run it on the reference, the C core, a device or Lava "
+                   "for exact results. To stay inside PyNN's exact region keep |u| and |v| "
+                   "below 2^23 (smaller weights, exponent or inputs); du = 4096, dv = 0 and "
+                   "weight exponents >= 0 leave no rounding to differ")
+        if inexact == "raise" or (inexact == "auto" and outside):
+            raise PynnInexact(message + "; or pass inexact='warn' to run anyway", tol)
+        warnings.warn(PynnToleranceWarning(message), stacklevel=3)
+    elif tol.max_score_diff:
+        warnings.warn(PynnToleranceWarning(
+            f"PyNN reproduces every spike and prediction, but its {model.decoding} scores differ "
+            f"from the integer reference by up to {tol.max_score_diff} integer units of v "
+            "(the trunc0 rounding of the decays and the floor of negative weight exponents, "
+            "which PyNN's float neurons do not do)"), stacklevel=3)
+    return tol
+
+
 def run_batch(model: Model, inputs: np.ndarray, *, simulator: str = "nest",
-              dt_ms: float = 1.0) -> list[RunOutput]:
+              dt_ms: float = 1.0, inexact: str = "auto") -> list[RunOutput]:
     """Run a batch ``(n, timesteps, input_size)`` (or one input) on a PyNN simulator.
+
+    Before anything is built, :func:`check_exact` predicts how the float simulation will differ
+    from the integer reference on these inputs: a wrap of ``u`` or clip of ``v`` raises
+    :class:`PynnInexact`; spikes or scores that rounding changes warn with the tolerance
+    (``inexact="raise"`` refuses those too, ``"warn"`` only warns).
 
     Returns one :class:`~edgespike.sim.reference.RunOutput` per input: prediction, scores
     (by the model's decoding), per-layer spike rasters aligned to the integer steps, and the
@@ -403,6 +667,7 @@ def run_batch(model: Model, inputs: np.ndarray, *, simulator: str = "nest",
     n, steps = x_all.shape[0], model.timesteps
     if n == 0:
         return []
+    check_exact(model, x_all, inexact=inexact, dt_ms=dt_ms)
     sim = _import_simulator(simulator)
     refractory = max(layer.neurons.refractory for layer in model.layers)
     timeline = Timeline(steps, len(model.layers), _FLUSH_STEPS + refractory)
@@ -509,9 +774,10 @@ def spike_count_tolerance(reference: RunOutput, other: RunOutput) -> int:
 
 
 __all__ = [
-    "CellParameters", "InputPlan", "PynnNetwork", "Timeline", "available", "build",
-    "cell_parameters", "check_supported", "decay_to_tau", "propagator_p20", "propagator_p21",
-    "run_batch", "spike_count_tolerance", "synapse_lists", "tau_to_decay",
+    "CellParameters", "INEXACT_POLICIES", "InputPlan", "PynnInexact", "PynnNetwork",
+    "PynnTolerance", "PynnToleranceWarning", "Timeline", "available", "build",
+    "cell_parameters", "check_exact", "check_supported", "decay_to_tau", "propagator_p20", "propagator_p21", "run_batch",
+    "spike_count_tolerance", "synapse_lists", "tau_to_decay", "tolerance",
 ]
 
 
