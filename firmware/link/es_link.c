@@ -31,6 +31,12 @@ ES_CHECK(decision_scores, ES_FIELD_SIZE(edgespike_Decision, scores) == ES_MAX_SC
 ES_CHECK(stream_spikes, ES_FIELD_SIZE(edgespike_OutputBatch, output_spikes) ==
                             ES_MAX_OUTPUT_EVENTS * 4u);
 ES_CHECK(stream_status, (int)edgespike_ErrorCode_ERR_NOT_STREAMING == 18);
+/* Every answer fits the frame at its worst-case encoding (es_link.h): room for at least one
+ * output spike event beside a full RunResult, and one full Decision per OutputBatch. */
+ES_CHECK(frame_fits_run_result, ES_MAX_FRAME_BYTES >= ES_WC_FRAME + ES_WC_RUN_RESULT + 5u);
+ES_CHECK(frame_fits_decision, ES_MAX_FRAME_BYTES >= ES_WC_FRAME + ES_WC_OUTPUT_BATCH +
+                                                        5u * ES_LINK_MAX_OUTPUTS + ES_WC_DECISION);
+ES_CHECK(frame_len_prefix, ES_MAX_FRAME_BYTES < (1u << 21));
 
 static void copy_text(char *dst, size_t cap, const char *src)
 {
@@ -44,15 +50,23 @@ static void copy_text(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
-/* Encode l->resp and send it as one frame. */
+/* Encode l->resp and send it as one frame, in the current session (a stream's OutputBatch
+ * carries its own). Every Error frame sent is counted in Stats.errors_sent. */
 void es_link_send_resp(es_link_t *l)
 {
-    pb_ostream_t os = pb_ostream_from_buffer(l->tx_buf, ES_MAX_FRAME_BYTES);
+    pb_ostream_t os;
+    if (l->resp.which_body != edgespike_Frame_output_batch_tag) {
+        l->resp.session = l->session;
+    }
+    os = pb_ostream_from_buffer(l->tx_buf, ES_MAX_FRAME_BYTES);
     if (!pb_encode(&os, edgespike_Frame_fields, &l->resp)) {
-        /* Cannot happen within the limits above; answer something small instead. */
+        /* Cannot happen: every answer fits at its worst-case encoding (es_link.h). Should it
+         * all the same, answer something small instead. */
         uint32_t seq = l->resp.seq;
+        uint32_t session = l->resp.session;
         memset(&l->resp, 0, sizeof(l->resp));
         l->resp.seq = seq;
+        l->resp.session = session;
         l->resp.which_body = edgespike_Frame_error_tag;
         l->resp.body.error.code = edgespike_ErrorCode_ERR_INTERNAL;
         copy_text(l->resp.body.error.message, sizeof(l->resp.body.error.message),
@@ -61,6 +75,9 @@ void es_link_send_resp(es_link_t *l)
         if (!pb_encode(&os, edgespike_Frame_fields, &l->resp)) {
             return;
         }
+    }
+    if (l->resp.which_body == edgespike_Frame_error_tag) {
+        l->stats.errors_sent++;
     }
     es_frame_send(l->tx_buf, os.bytes_written, l->port.write, l->port.ctx);
 }
@@ -74,7 +91,6 @@ void es_link_send_error(es_link_t *l, uint32_t seq, es_status_t code, const char
     l->resp.body.error.code = (edgespike_ErrorCode)code;
     l->resp.body.error.detail = detail;
     copy_text(l->resp.body.error.message, sizeof(l->resp.body.error.message), text);
-    l->stats.errors_sent++;
     es_link_send_resp(l);
 }
 
@@ -113,7 +129,7 @@ static void on_hello(es_link_t *l, uint32_t seq)
     d->max_frame_bytes = ES_MAX_FRAME_BYTES;
     d->max_chunk_bytes = ES_MAX_CHUNK_BYTES;
     d->max_input_items = ES_MAX_INPUT_ITEMS;
-    d->max_outputs = ES_MAX_OUTPUT_EVENTS;
+    d->max_outputs = ES_LINK_MAX_OUTPUTS;
     d->model_loaded = l->loaded;
     if (l->loaded) {
         d->model_crc32 = a->model.crc32;
@@ -154,6 +170,22 @@ static void dispatch(es_link_t *l, const uint8_t *payload, size_t len)
         return;
     }
     l->stats.frames_ok++;
+    if (q->session != l->session) {
+        /* A new session: the host before it is gone (one host per link). What it left open
+         * ends: its stream (a final OutputBatch in its own session) and its upload. */
+        es_link_stream_abort(l);
+        l->uploading = false;
+        l->session = q->session;
+    } else if (q->session != 0u) {
+        /* Within a session the host numbers its requests upwards: one that is not newer
+         * than the last is a duplicated or late copy, already answered. Dropped. */
+        uint32_t d = q->seq - l->last_seq;
+        if (d == 0u || d >= 0x80000000u) {
+            l->stats.frames_stale++;
+            return;
+        }
+    }
+    l->last_seq = q->seq;
     /* Any request but the stream's own (and Stats) ends an open stream first. */
     if (l->stream.open && q->which_body != edgespike_Frame_event_batch_tag &&
         q->which_body != edgespike_Frame_stream_stop_tag &&
@@ -237,6 +269,15 @@ void es_link_rx(es_link_t *l, const uint8_t *data, size_t n)
                                ES_MAX_FRAME_BYTES);
             break;
         }
+    }
+}
+
+void es_link_disconnected(es_link_t *l)
+{
+    l->uploading = false;
+    if (l->stream.open) {
+        l->stats.streams_aborted++;
+        es_link_stream_close(l);
     }
 }
 

@@ -45,7 +45,7 @@ void es_link_on_run(es_link_t *l, uint32_t seq, const edgespike_Run *r)
     memset(&out, 0, sizeof(out));
     out.scores = rr->scores;
     out.spike_events = r->record_spikes ? rr->output_spikes : NULL;
-    out.spike_capacity = r->record_spikes ? ES_MAX_OUTPUT_EVENTS : 0u;
+    out.spike_capacity = r->record_spikes ? ES_LINK_MAX_OUTPUTS : 0u;
     es_link_clear_err(l);
     st = es_engine_run(&a->engine, &in, &out, &l->err);
     if (st != ES_OK) {
@@ -69,9 +69,9 @@ void es_link_on_run(es_link_t *l, uint32_t seq, const edgespike_Run *r)
     rr->cycle_source = (edgespike_CycleSource)(l->port.cycles != NULL ? l->port.cycle_source
                                                                       : ES_CYCLES_NONE);
     if (r->record_spikes) {
-        rr->output_spikes_count = out.n_spike_events <= ES_MAX_OUTPUT_EVENTS
+        rr->output_spikes_count = out.n_spike_events <= ES_LINK_MAX_OUTPUTS
                                       ? out.n_spike_events
-                                      : ES_MAX_OUTPUT_EVENTS;
+                                      : ES_LINK_MAX_OUTPUTS;
         rr->spikes_truncated = out.spikes_truncated;
     }
     es_link_send_resp(l);

@@ -20,6 +20,7 @@ static void stream_send(es_link_t *l, uint32_t seq, bool final)
     o->final = final;
     memset(&l->resp, 0, sizeof(l->resp));
     l->resp.seq = seq;
+    l->resp.session = s->session;
     l->resp.which_body = edgespike_Frame_output_batch_tag;
     l->resp.body.output_batch = *o;
     es_link_send_resp(l);
@@ -80,6 +81,7 @@ void es_link_on_stream_start(es_link_t *l, uint32_t seq, const edgespike_StreamS
         return;
     }
     s->open = true;
+    s->session = l->session;
     s->record_spikes = q->record_spikes;
     s->req_seq = seq;
     s->next_batch_seq = 1;
@@ -266,7 +268,7 @@ static void stream_step(es_link_t *l)
     if (s->record_spikes) {
         const es_engine_t *e = s->engine.engine;
         for (k = 0; k < e->n_spk[last]; k++) {
-            if (s->out.output_spikes_count < ES_MAX_OUTPUT_EVENTS) {
+            if (s->out.output_spikes_count < ES_LINK_MAX_OUTPUTS) {
                 s->out.output_spikes[s->out.output_spikes_count++] =
                     ((step - s->out.spikes_first_step) << 16) | e->spk[last][k];
             } else {
@@ -276,7 +278,7 @@ static void stream_step(es_link_t *l)
     }
     if (decided) {
         edgespike_Decision *o;
-        if (s->out.decisions_count >= ES_STREAM_MAX_DECISIONS) {
+        if (s->out.decisions_count >= ES_LINK_STREAM_DECISIONS) {
             stream_send(l, s->req_seq, false);
         }
         o = &s->out.decisions[s->out.decisions_count++];
@@ -350,12 +352,4 @@ uint32_t es_link_poll(es_link_t *l)
         stream_send(l, s->req_seq, false);
     }
     return 0;
-}
-
-void es_link_disconnected(es_link_t *l)
-{
-    if (l->stream.open) {
-        l->stats.streams_aborted++;
-        es_link_stream_close(l);
-    }
 }

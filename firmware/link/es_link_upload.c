@@ -31,7 +31,8 @@ void es_link_on_model_chunk(es_link_t *l, uint32_t seq, const edgespike_ModelChu
     es_slot_t *s = &l->slots[l->active ^ 1u];
     uint32_t n = c->data.size;
     if (!l->uploading) {
-        es_link_send_error(l, seq, ES_ERR_UPLOAD_NOT_STARTED, "ModelChunk without ModelBegin", 0);
+        es_link_send_error(l, seq, ES_ERR_UPLOAD_NOT_STARTED,
+                           "ModelChunk without ModelBegin in this session", 0);
         return;
     }
     if (c->offset != l->up_received) {
@@ -57,7 +58,8 @@ void es_link_on_model_commit(es_link_t *l, uint32_t seq)
     uint32_t need;
     es_status_t st;
     if (!l->uploading) {
-        es_link_send_error(l, seq, ES_ERR_UPLOAD_NOT_STARTED, "ModelCommit without ModelBegin", 0);
+        es_link_send_error(l, seq, ES_ERR_UPLOAD_NOT_STARTED,
+                           "ModelCommit without ModelBegin in this session", 0);
         return;
     }
     if (l->up_received != l->up_total) {
