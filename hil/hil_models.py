@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 import struct
+from pathlib import Path
 
 import numpy as np
 
@@ -58,6 +59,33 @@ def values_model(seed: int = 2) -> Model:
                       neurons=Neurons(vth=60, dv=200), name="in"),
                 Layer(weights=Weights(rng.integers(-80, 80, (12, 4)).astype(np.int8), exp=0),
                       neurons=Neurons(vth=50, dv=400), name="out")])
+
+
+def _vectors_generator():
+    """protocol/vectors/generate.py as a module (its models are the golden ones)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "protocol" / "vectors" / "generate.py"
+    spec = importlib.util.spec_from_file_location("es_vectors_generate", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def late_spikes_model() -> Model:
+    """64 outputs that spike at every input step from step 4096 on (2,560 output events of
+    5 bytes each): a RunResult at its largest (generate.py late_spikes_model)."""
+    return _vectors_generator().late_spikes_model()
+
+
+def late_spikes_input() -> np.ndarray:
+    """The ``(timesteps, 1)`` raster for :func:`late_spikes_model`."""
+    gen = _vectors_generator()
+    model = gen.late_spikes_model()
+    x = np.zeros((model.timesteps, model.input_size), dtype=np.uint8)
+    for ev in gen.late_spikes_events():
+        x[ev >> 16, ev & 0xFFFF] = 1
+    return x
 
 
 def spike_inputs(model: Model, n: int, seed: int = 0, rate: float = 0.3) -> np.ndarray:

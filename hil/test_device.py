@@ -82,7 +82,7 @@ def test_run_before_any_model(device):
 
 def test_info_fields_sane(device, board_name):
     info = device.hello()
-    assert info.protocol_version == 1
+    assert info.protocol_version == 2  # link sessions
     assert info.firmware_version
     assert info.model_capacity_bytes >= 4096 and info.state_capacity_bytes >= 1024
     assert 0 < info.max_chunk_bytes < info.max_frame_bytes
@@ -121,6 +121,28 @@ def test_deploy_and_run_equal_reference(device, board_name, make):
         if board_name in ICOUNT_TICK:
             assert out.cycles > 0
             assert sum(c.cycles for c in out.counters) <= out.cycles
+
+
+def test_max_outputs_holds_for_late_spikes(device):
+    """Issue 12, case 6: DeviceInfo.max_outputs output spike events fit the board's frame
+    even when every one is late in the run (5 bytes each): a run with more is answered, cut
+    at max_outputs and flagged, never ERR_INTERNAL, and no error is sent."""
+    model = hm.late_spikes_model()
+    x = hm.late_spikes_input()
+    ref = reference.run(model, x)
+    ref_events = reference.events_from_spikes(ref.spikes[-1])
+    info = device.hello()
+    if model.state_bytes() > info.state_capacity_bytes:
+        pytest.skip("the late-spikes model does not fit this board's state arena")
+    deploy(device, model)
+    before = device.stats()
+    out = device.run(x, model=model, record_spikes=True)
+    cap = info.max_outputs
+    assert out.output_events.tolist() == ref_events[:cap].tolist()
+    assert out.spikes_truncated == (len(ref_events) > cap)
+    assert out.scores.tolist() == ref.scores.tolist()
+    after = device.stats()
+    assert after.errors_sent == before.errors_sent and after.runs == before.runs + 1
 
 
 def test_cycles_are_repeatable_under_icount(device, board_name, base_model):

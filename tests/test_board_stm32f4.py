@@ -13,7 +13,9 @@ Needs ``bash firmware/build.sh`` (build/stm32f4) and qemu-system-arm; skips sayi
 """
 from __future__ import annotations
 
+import importlib.util
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,14 +38,18 @@ def small_model() -> Model:
     return Model(name="f4-small", input_size=20, timesteps=10, layers=layers)
 
 
-@pytest.mark.qemu
-def test_netduinoplus2_boots_deploys_and_runs_like_the_reference() -> None:
+def _elf_or_skip() -> Path:
     if shutil.which("qemu-system-arm") is None:
         pytest.skip("qemu-system-arm not installed (apt-get install qemu-system-arm)")
     try:
-        elf = paths.firmware_image("netduinoplus2")
+        return paths.firmware_image("netduinoplus2")
     except ToolMissing as exc:
         pytest.skip(str(exc))
+
+
+@pytest.mark.qemu
+def test_netduinoplus2_boots_deploys_and_runs_like_the_reference() -> None:
+    elf = _elf_or_skip()
     # The raw image for flashing a real board sits next to the ELF.
     assert elf.with_suffix(".bin").stat().st_size > 0
 
@@ -86,3 +92,37 @@ def test_netduinoplus2_boots_deploys_and_runs_like_the_reference() -> None:
         got = list(s)
         assert len(got) == 8 and s.stats.device_steps == 64
         assert s.stats.device_stalls == 0
+
+
+@pytest.mark.qemu
+def test_netduinoplus2_max_outputs_holds_for_late_spikes() -> None:
+    """Issue 12, case 6: the port advertised 1,024 output spike events, but a RunResult with
+    recorded spikes late in the run (5 bytes each from step 4096 on) did not fit its
+    4,224-byte frame: the device answered ERR_INTERNAL and did not count it in errors_sent.
+    Now max_outputs is what fits at the worst-case encoding (firmware/link/es_link.h), and
+    the run is answered, cut there, with spikes_truncated."""
+    _elf_or_skip()
+    from edgespike.device import open_device
+
+    vectors = Path(__file__).resolve().parents[1] / "protocol" / "vectors" / "generate.py"
+    spec = importlib.util.spec_from_file_location("es_vectors_generate", vectors)
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    model = gen.late_spikes_model()
+    x = reference.spikes_from_events(np.array(gen.late_spikes_events(), dtype=np.uint32),
+                                     model.timesteps, model.input_size)
+    ref = reference.run(model, x)
+    ref_events = reference.events_from_spikes(ref.spikes[-1])
+    with open_device(board="netduinoplus2", timeout=20.0) as dev:
+        info = dev.hello()
+        assert (info.max_frame_bytes, info.max_outputs) == (4224, 255)
+        assert len(ref_events) > info.max_outputs  # 2,560 spikes, all at steps >= 4096
+        dev.deploy(model)
+        before = dev.stats()
+        out = dev.run(x, record_spikes=True)
+        assert out.spikes_truncated
+        assert out.output_events.tolist() == ref_events[:info.max_outputs].tolist()
+        assert out.prediction == ref.prediction and out.scores.tolist() == ref.scores.tolist()
+        assert [c.spikes for c in out.counters] == [c.spikes for c in ref.counters]
+        after = dev.stats()
+        assert after.errors_sent == before.errors_sent and after.runs == before.runs + 1

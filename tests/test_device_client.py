@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 import sys
 import textwrap
 import time
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from edgespike.device import Device, Emulator, HostDevice, Transport
+from edgespike.device.client import RESYNC_LIMIT
 from edgespike.device.emulator import free_port, open_device
 from edgespike.device.fake import FakeConfig, FakeDevice
 from edgespike.errors import (
@@ -47,7 +49,7 @@ def fake():
 def test_hello_and_info(fake):
     with Device.open(fake.url) as dev:
         info = dev.hello()
-        assert info.board == "fake" and info.protocol_version == 1
+        assert info.board == "fake" and info.protocol_version == 2
         assert info.max_chunk_bytes == 256 and not info.model_loaded
         assert dev.info() == info
 
@@ -208,9 +210,96 @@ def test_host_side_input_checks(fake):
 def test_connect_refused_is_link_closed():
     port = free_port()
     t0 = time.monotonic()
-    with pytest.raises(LinkClosed, match="cannot open"):
+    with pytest.raises(LinkClosed, match="nothing listens") as info:
         Transport(f"socket://127.0.0.1:{port}", connect_timeout=0.3)
-    assert time.monotonic() - t0 < 3
+    assert time.monotonic() - t0 < 1.0
+    assert "port name" not in str(info.value)
+
+
+def test_connect_timeout_is_kept_and_the_message_says_why():
+    """Issue 12, case 8: ``connect_timeout=1.0`` to a listener that accepts nobody (its queue
+    full) waited pyserial's 5 s, then said "Check the port name"."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    holder = socket.create_connection(srv.getsockname(), timeout=1.0)  # fills the queue
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(LinkClosed, match="accepted no connection") as info:
+            Transport(f"socket://127.0.0.1:{srv.getsockname()[1]}", connect_timeout=1.0)
+        assert 0.9 < time.monotonic() - t0 < 2.0
+        assert "port name" not in str(info.value)
+    finally:
+        holder.close()
+        srv.close()
+
+
+@pytest.mark.parametrize("url", ["socket://127.0.0.1", "socket://:80", "socket://h:notaport"])
+def test_malformed_socket_url(url):
+    with pytest.raises(LinkClosed, match="socket://HOST:PORT"):
+        Transport(url, connect_timeout=0.1)
+
+
+def test_a_device_that_never_falls_quiet_still_opens():
+    """Issue 12, case 9: Device.open() never returned while the device kept sending (an old
+    session's stream): the resync drain had no deadline."""
+    with FakeDevice(FakeConfig(chatter_s=0.02)) as fake:
+        t0 = time.monotonic()
+        with Device.open(fake.url, timeout=2.0) as dev:
+            assert time.monotonic() - t0 < RESYNC_LIMIT + 1.5
+            assert dev.hello().board == "fake"  # the chatter is another session's: dropped
+            assert dev.foreign_frames > 0
+            t1 = time.monotonic()
+            assert len(dev.drain(0.5, limit=0.3)) == 0  # only foreign frames came, bounded
+            assert time.monotonic() - t1 < 1.0
+
+
+def test_frames_of_an_earlier_session_with_the_same_seq_are_dropped():
+    """Issue 12, case 7: a board still sending an OutputBatch of a vanished host's stream
+    (seq 1, as the new host's first request) made hello() raise
+    ``DeviceRejected ERR_PROTOCOL: expected device_info, the device sent output_batch``."""
+    model, x = gen.small_model(), gen.small_input()
+    with FakeDevice(FakeConfig(ghost_before_reply=True)) as fake, Device.open(fake.url) as dev:
+        info = dev.hello()  # seq 1; a ghost OutputBatch with seq 1 came first
+        assert info.board == "fake"
+        dev.deploy(model, chunk_bytes=64)
+        assert dev.run(x).prediction == reference.run(model, x).prediction
+        assert dev.foreign_frames >= 6  # one ghost before every reply
+        assert fake.session == dev.session != 0
+
+
+def test_every_request_carries_the_session_and_replies_echo_it(fake):
+    with Device.open(fake.url) as a, Device.open(fake.url) as b:
+        assert a.session != b.session and 0 < a.session < 2 ** 32
+    with Device.open(fake.url) as dev:
+        reply = dev.request_frame(stats_request=pb.StatsRequest())
+        assert reply.session == dev.session == fake.session
+
+
+def test_a_protocol_1_device_without_sessions_is_still_served():
+    """Firmware of protocol 1 answers without a session: the SDK accepts that (and seq still
+    tells stale frames apart)."""
+    model, x = gen.small_model(), gen.small_input()
+    with FakeDevice(FakeConfig(sessions=False, stale_before_reply=True)) as fake, \
+            Device.open(fake.url) as dev:
+        assert dev.hello().protocol_version == 1
+        dev.deploy(model, chunk_bytes=64)
+        assert dev.run(x).prediction == reference.run(model, x).prediction
+        assert dev.foreign_frames == 0 and dev.skipped_frames >= 5
+
+
+def test_an_upload_belongs_to_the_session_that_began_it(fake):
+    """Issue 12, case 12, on one link (a UART: the device cannot see the host change): a new
+    session's bare ModelCommit must not commit what another session uploaded."""
+    blob = to_bytes(gen.small_model())
+    with Device.open(fake.url) as a:
+        a.request_frame(model_begin=pb.ModelBegin(total_bytes=len(blob), crc32=crc32(blob)))
+        a.request_frame(model_chunk=pb.ModelChunk(offset=0, data=blob))
+        b = Device(a.transport)  # the next host on the same wire, a new session
+        with pytest.raises(DeviceRejected) as info:
+            b.request_frame(model_commit=pb.ModelCommit())
+        assert info.value.code == "ERR_UPLOAD_NOT_STARTED"
+        assert not b.hello().model_loaded and fake.model is None
 
 
 def test_owner_is_stopped_on_close(fake):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from google.protobuf import json_format
 
-from edgespike.model import from_bytes
+from edgespike.model import from_bytes, to_bytes
 from edgespike.protocol import pb
 from edgespike.protocol.framing import FrameDecoder, cobs_decode, cobs_encode, decode_frame, encode_frame
 from edgespike.errors import FramingError
@@ -149,3 +149,40 @@ def test_stream_vectors_decode_in_python():
     o = pb.Frame.FromString(bytes.fromhex(frames["output_batch_decisions"]["payload_hex"]))
     d = o.output_batch.decisions[0]
     assert (o.seq, o.output_batch.credit_limit, d.end_step, list(d.scores)) == (20, 9, 11, [2, 5, -3])
+
+
+def test_c_limits_test_holds_the_late_spikes_model_and_its_reference_result():
+    """firmware/link/tests/test_limits.c runs generate.py's late_spikes_model from a copy of
+    its blob and checks the device against figures written there: they must be the
+    reference's."""
+    import re
+
+    gen = _generator()
+    src = (VECTORS.parents[1] / "firmware" / "link" / "tests" / "test_limits.c").read_text()
+    m = re.search(r'\{"late_spikes_model",\s*((?:"[0-9a-f]+"\s*)+)\}', src)
+    assert m, "test_limits.c lost its copy of late_spikes_model"
+    copy = bytes.fromhex("".join(re.findall(r'"([0-9a-f]+)"', m.group(1))))
+    model = gen.late_spikes_model()
+    assert copy == to_bytes(model)
+    defs = {k: int(v) for k, v in re.findall(r"#define (ES_LATE_\w+) \(?(-?\d+)", src)}
+    events = gen.late_spikes_events(defs["ES_LATE_EVENTS"])
+    x = reference.spikes_from_events(np.array(events, dtype=np.uint32), model.timesteps,
+                                     model.input_size)
+    out = reference.run(model, x)
+    assert model.output_size == defs["ES_LATE_OUTPUTS"]
+    assert out.scores.tolist() == [defs["ES_LATE_SCORE"]] * model.output_size
+    ev = reference.events_from_spikes(out.spikes[-1])
+    n = defs["ES_LATE_OUTPUTS"]
+    assert ev.tolist() == [((4096 + k // n) << 16) | (k % n) for k in range(len(ev))]
+    assert len(ev) == defs["ES_LATE_EVENTS"] * n and min(ev) >= 1 << 28  # 5-byte varints
+
+
+def test_session_vectors_carry_the_session():
+    frames = {c["name"]: c for c in FRAMES["frames"]}
+    for name in ("hello_v2_session", "device_info_v2_session", "run_session", "stats_stale"):
+        msg = pb.Frame.FromString(bytes.fromhex(frames[name]["payload_hex"]))
+        assert msg.session == 0x5E551011, name
+    busy = pb.Frame.FromString(bytes.fromhex(frames["error_busy"]["payload_hex"]))
+    assert busy.error.code == pb.ErrorCode.Value("ERR_BUSY") and busy.session == 0
+    # frames of protocol 1 (no session) are byte for byte what they were
+    assert frames["hello"]["frame_hex"] == "0b0801120208019afbbb2600"

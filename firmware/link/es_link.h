@@ -8,7 +8,9 @@
  *
  * The port supplies a byte sink, an optional cycle counter and a few facts about the board,
  * then feeds received bytes to es_link_rx(). Every complete request frame is answered at
- * once, synchronously, through the byte sink. See protocol/FRAMING.md for the rules.
+ * once, synchronously, through the byte sink, in the request's link session (a repeated
+ * request of a session is dropped, a new session ends what the last one left open). Every
+ * answer fits ES_MAX_FRAME_BYTES at its worst-case encoding. See protocol/FRAMING.md.
  */
 #ifndef ES_LINK_H
 #define ES_LINK_H
@@ -26,7 +28,9 @@
 extern "C" {
 #endif
 
-#define ES_PROTOCOL_VERSION 1u
+/* 2: link sessions (Frame.session, FRAMING.md "Sessions"); a device of protocol 2 still
+ * serves hosts of protocol 1 (their frames carry session 0). */
+#define ES_PROTOCOL_VERSION 2u
 #ifndef ES_FIRMWARE_VERSION
 #define ES_FIRMWARE_VERSION "0.1.0"
 #endif
@@ -58,6 +62,34 @@ extern "C" {
 #define ES_STREAM_BATCH_STEPS 256u
 #define ES_STREAM_BATCH_ITEMS 1024u
 #define ES_STREAM_MAX_DECISIONS 4u
+/* What every answer must fit: ES_MAX_FRAME_BYTES, at the worst-case encoding of every field
+ * (varints of 5 bytes for 32 bits and 10 for 64, whatever the model and its values), so that
+ * no answer is ever too large for the frame buffer (FRAMING.md "Limits"). */
+#define ES_PB_LEN 3u /* length prefix of a field inside a frame (< 2^21 bytes) */
+/* Frame: seq, session, the body's tag (2 bytes above field 15) and length. */
+#define ES_WC_FRAME (1u + 5u + 2u + 4u + 2u + ES_PB_LEN)
+/* RunResult without its output_spikes: prediction, scores, layers (each LayerStats: tag,
+ * length, three uint32 and two uint64), cycles, cycle_source, spikes_truncated, and the
+ * output_spikes tag and length. */
+#define ES_WC_LAYER_STATS (2u + 3u * 6u + 2u * 11u)
+#define ES_WC_RUN_RESULT                                                                      \
+    (6u + 1u + ES_PB_LEN + 10u * ES_MAX_SCORES + ES_MAX_LAYERS * ES_WC_LAYER_STATS + 11u +    \
+     6u + 2u + 1u + ES_PB_LEN)
+/* Output spike events an answer carries (DeviceInfo.max_outputs): 5 bytes each at worst
+ * ((step << 16) | index with step >= 4096), at most ES_MAX_OUTPUT_EVENTS. */
+#define ES_WC_OUTPUTS ((ES_MAX_FRAME_BYTES - ES_WC_FRAME - ES_WC_RUN_RESULT) / 5u)
+#define ES_LINK_MAX_OUTPUTS (ES_WC_OUTPUTS < ES_MAX_OUTPUT_EVENTS ? ES_WC_OUTPUTS                 \
+                                                                  : ES_MAX_OUTPUT_EVENTS)
+/* OutputBatch without decisions and spikes (16 scalar fields; 16..18 have 2-byte tags) and
+ * one Decision (tag, length, three uint32, ES_MAX_SCORES sint64 and three uint64). */
+#define ES_WC_OUTPUT_BATCH (11u * 6u + 11u + 2u + 2u * 7u + 3u + 1u + ES_PB_LEN)
+#define ES_WC_DECISION (1u + ES_PB_LEN + 3u * 6u + 1u + ES_PB_LEN + 10u * ES_MAX_SCORES + 3u * 11u)
+/* Decisions one OutputBatch carries beside ES_LINK_MAX_OUTPUTS spikes (1..4). */
+#define ES_WC_DECISIONS                                                                       \
+    ((ES_MAX_FRAME_BYTES - ES_WC_FRAME - ES_WC_OUTPUT_BATCH - 5u * ES_LINK_MAX_OUTPUTS) /      \
+     ES_WC_DECISION)
+#define ES_LINK_STREAM_DECISIONS                                                              \
+    (ES_WC_DECISIONS < ES_STREAM_MAX_DECISIONS ? ES_WC_DECISIONS : ES_STREAM_MAX_DECISIONS)
 /* Default stall timeout: no EventBatch for this long with nothing queued ends a stream. */
 #define ES_STREAM_IDLE_TIMEOUT_MS 2000u
 /* es_link_poll's answer when nothing is scheduled: sleep until bytes arrive. */
@@ -93,6 +125,7 @@ typedef struct {
 typedef struct {
     bool open;
     bool free_run;
+    uint32_t session;        /* session of the StreamStart: every OutputBatch carries it */
     bool record_spikes;
     uint32_t req_seq;        /* seq of the StreamStart: unsolicited OutputBatches carry it */
     uint32_t next_batch_seq; /* the batch_seq expected next */
@@ -145,6 +178,8 @@ typedef struct {
     uint32_t up_crc;       /* CRC-32 announced by ModelBegin */
     uint32_t up_received;  /* next expected offset */
     edgespike_Stats stats;
+    uint32_t session;      /* session of the last request read (0: none; FRAMING.md) */
+    uint32_t last_seq;     /* seq of the last request of that session */
     es_error_t err;        /* scratch for the engine's error reports */
     es_link_stream_t stream; /* (added for streaming) */
 } es_link_t;
@@ -164,7 +199,9 @@ void es_link_resync(es_link_t *l);
  * arrive). A port calls it in its main loop, between received chunks. */
 uint32_t es_link_poll(es_link_t *l);
 
-/* The connection is gone (a port that can tell): ends an open stream. The model stays. */
+/* The connection is gone (a port that can tell, e.g. the host device's TCP client): ends an
+ * open stream and abandons an open upload (both belonged to that connection). The model
+ * stays. */
 void es_link_disconnected(es_link_t *l);
 
 /* The port counts bytes it lost (e.g. a UART overrun); reported in Stats. */

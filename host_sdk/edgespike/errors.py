@@ -56,6 +56,14 @@ class DeviceRejected(DeviceError):
         self.detail = detail
 
 
+class DeviceBusy(DeviceRejected):
+    """The device serves another host (``ERR_BUSY``: the host device's TCP client slot is
+    taken) and stayed busy for as long as the caller was willing to wait."""
+
+    def __init__(self, message: str, detail: int = 0) -> None:
+        super().__init__("ERR_BUSY", message, detail)
+
+
 class EmulatorError(DeviceError):
     """The emulated board could not be started or died."""
 

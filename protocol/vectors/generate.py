@@ -29,9 +29,10 @@ HERE = Path(__file__).resolve().parent
 FORMAT = 1
 
 
-def _frame(seq: int, **body: Any):
-    """A Frame with ``seq`` and one body given as ``name=dict`` (fields of the body message)."""
-    msg = pb.Frame(seq=seq)
+def _frame(seq: int, session: int = 0, **body: Any):
+    """A Frame with ``seq``, ``session`` and one body given as ``name=dict`` (fields of the
+    body message)."""
+    msg = pb.Frame(seq=seq, session=session)
     (name, fields), = body.items()
     getattr(msg, name).SetInParent()
     json_format.ParseDict(fields, getattr(msg, name))
@@ -94,7 +95,29 @@ def _message_cases() -> list[tuple[str, Any]]:
         ("model_chunk_zeros", _frame(13, model_chunk={
             "offset": 0, "data": json_format.MessageToDict(
                 pb.ModelChunk(data=bytes(16)))["data"]})),
-    ] + _stream_cases()
+    ] + _stream_cases() + _session_cases()
+
+
+def _session_cases() -> list[tuple[str, Any]]:
+    """Link sessions (protocol 2, FRAMING.md "Sessions"): Frame.session in requests and
+    answers, the busy answer of a device held by another host, the stale-frame counter."""
+    session = 0x5E551011
+    return [
+        ("hello_v2_session", _frame(1, session=session, hello={"protocol_version": 2})),
+        ("device_info_v2_session", _frame(1, session=session, device_info={
+            "protocol_version": 2, "firmware_version": "0.1.0", "board": "netduinoplus2",
+            "core": "cortex-m4", "clock_hz": 168000000, "cycle_source": "CYCLES_QEMU_ICOUNT",
+            "model_capacity_bytes": 6144, "state_capacity_bytes": 2048, "max_layers": 8,
+            "max_frame_bytes": 4224, "max_chunk_bytes": 4096, "max_input_items": 4096,
+            "max_outputs": 255})),
+        ("run_session", _frame(2, session=session, run={"events": [0x10000000],
+                                                        "record_spikes": True})),
+        ("output_batch_session", _frame(0xFFFFFFFF, session=0xFFFFFFFF, output_batch={
+            "out_seq": 4, "acked_seq": 2, "credit_limit": 4, "final": True})),
+        ("error_busy", _frame(0, error={"code": "ERR_BUSY", "message": "busy: another client "
+                                        "holds this device (for 3 s)", "detail": 3})),
+        ("stats_stale", _frame(3, session=session, stats={"frames_ok": 9, "frames_stale": 2})),
+    ]
 
 
 def _stream_cases() -> list[tuple[str, Any]]:
@@ -215,6 +238,22 @@ def small_model() -> Model:
         ],
         labels=["left", "right"],
     )
+
+
+def late_spikes_model() -> Model:
+    """A model whose recorded output spikes come late (step >= 4096: 5 bytes each on the
+    wire) and many (64 outputs x every input step), with large membrane-sum scores: a
+    RunResult at its largest for the board. Fits the stm32f4's limits (6 KB blob, 2 KB
+    state). firmware/link/tests/test_limits.c holds a copy (checked by tests/test_vectors.py)."""
+    return Model(
+        name="late", input_size=1, timesteps=4400, decoding="membrane_sum",
+        layers=[Layer(weights=Weights(np.full((1, 64), 127, np.int8), exp=7), name="out",
+                      neurons=Neurons(du=4096, dv=4096, vth=1, bias_mant=-4096, bias_exp=7))])
+
+
+def late_spikes_events(n: int = 40) -> list[int]:
+    """Input events for :func:`late_spikes_model`: one spike a step from step 4096 on."""
+    return [(4096 + k) << 16 for k in range(n)]
 
 
 def small_input() -> np.ndarray:

@@ -91,10 +91,14 @@ static void send_req(void)
     es_link_rx(&g_link, g_wire, n);
 }
 
+/* The link session new requests carry (0: none, as a host of protocol 1). */
+static uint32_t g_session = 0;
+
 static void new_req(uint32_t seq, pb_size_t tag)
 {
     memset(&g_req, 0, sizeof(g_req));
     g_req.seq = seq;
+    g_req.session = g_session;
     g_req.which_body = tag;
 }
 
@@ -713,6 +717,140 @@ static void test_stream(void)
     run_example(120); /* back to idle, serving runs */
 }
 
+static edgespike_Stats stats_now(uint32_t seq)
+{
+    new_req(seq, edgespike_Frame_stats_request_tag);
+    send_req();
+    CHECK(take_responses() == 1 && g_resp.which_body == edgespike_Frame_stats_tag);
+    return g_resp.body.stats;
+}
+
+/* Link sessions (FRAMING.md "Sessions"; issue 12, cases 7 and 12). */
+static void test_sessions(void)
+{
+    static edgespike_Frame first;
+    edgespike_Stats st;
+    uint32_t k;
+    /* Answers echo the request's session; DeviceInfo says protocol 2 and the true limit. */
+    g_session = 0xA1A1A1A1u;
+    hello_ok(1);
+    CHECK(g_resp.session == 0xA1A1A1A1u);
+    CHECK(g_resp.body.device_info.protocol_version == 2u);
+    CHECK(g_resp.body.device_info.max_outputs == ES_LINK_MAX_OUTPUTS);
+
+    /* A duplicated request (same seq), or a late copy of an older one, is dropped unanswered
+     * and counted; the next newer one is served. Across a seq wrap, 1 is newer. */
+    new_req(5, edgespike_Frame_hello_tag);
+    send_req();
+    send_req();
+    CHECK(take_responses() == 1);
+    new_req(4, edgespike_Frame_hello_tag);
+    send_req();
+    CHECK(take_responses() == 0);
+    st = stats_now(6);
+    CHECK(st.frames_stale == 2u);
+    hello_ok(0x7FFFFFFFu);
+    hello_ok(0xFFFFFFFEu);
+    hello_ok(0xFFFFFFFFu);
+    hello_ok(1);
+    CHECK(stats_now(2).frames_stale == 2u);
+
+    /* An upload belongs to its session: session A uploads every byte, session B's bare
+     * commit is refused (case 12 on a UART, where the device cannot see the host change),
+     * and the switch abandoned A's upload for good. */
+    g_session = 0xAu;
+    new_req(1, edgespike_Frame_model_begin_tag);
+    g_req.body.model_begin.total_bytes = sizeof(k_model_small);
+    g_req.body.model_begin.crc32 = es_crc32(0, k_model_small, sizeof(k_model_small));
+    send_req();
+    expect_ack(1, 0);
+    new_req(2, edgespike_Frame_model_chunk_tag);
+    g_req.body.model_chunk.data.size = sizeof(k_model_small);
+    memcpy(g_req.body.model_chunk.data.bytes, k_model_small, sizeof(k_model_small));
+    send_req();
+    expect_ack(2, sizeof(k_model_small));
+    g_session = 0xBu;
+    new_req(1, edgespike_Frame_model_commit_tag);
+    send_req();
+    expect_error(1, edgespike_ErrorCode_ERR_UPLOAD_NOT_STARTED);
+    CHECK(g_resp.session == 0xBu);
+    g_session = 0xAu;
+    new_req(3, edgespike_Frame_model_commit_tag);
+    send_req();
+    expect_error(3, edgespike_ErrorCode_ERR_UPLOAD_NOT_STARTED);
+    /* ... and a port that sees the connection go abandons it too (the host device). */
+    upload_small(10, 4096);
+    run_example(13);
+    new_req(14, edgespike_Frame_model_begin_tag);
+    g_req.body.model_begin.total_bytes = sizeof(k_model_small);
+    g_req.body.model_begin.crc32 = es_crc32(0, k_model_small, sizeof(k_model_small));
+    send_req();
+    expect_ack(14, 0);
+    es_link_disconnected(&g_link);
+    new_req(15, edgespike_Frame_model_commit_tag);
+    send_req();
+    expect_error(15, edgespike_ErrorCode_ERR_UPLOAD_NOT_STARTED);
+
+    /* Case 7: host A streams (StreamStart seq 1) and vanishes; host B's first request, also
+     * seq 1, ends A's stream: the final OutputBatch carries A's session, B's answer its own,
+     * so B tells them apart although both have seq 1. */
+    g_session = 0xAAAAAAAAu;
+    stream_start(1, true, 0);
+    CHECK(g_resp.session == 0xAAAAAAAAu);
+    send_batch(2, 1, 0, 4, k_example_events, 8);
+    CHECK(es_link_poll(&g_link) == 0u);
+    CHECK(take_responses() == 0); /* mid-batch: nothing due yet */
+    g_session = 0xBBBBBBBBu;
+    new_req(1, edgespike_Frame_hello_tag);
+    send_req();
+    {
+        /* take_responses keeps only the last frame: decode the two by hand */
+        es_frame_rx_t rx;
+        size_t i;
+        int n = 0;
+        es_frame_rx_init(&rx, g_rxbuf, sizeof(g_rxbuf));
+        for (i = 0; i < g_cap.n; i++) {
+            const uint8_t *p = NULL;
+            size_t len = 0;
+            if (es_frame_rx_byte(&rx, g_cap.bytes[i], &p, &len) == ES_RX_FRAME) {
+                pb_istream_t is = pb_istream_from_buffer(p, len);
+                edgespike_Frame *f = n == 0 ? &first : &g_resp;
+                memset(f, 0, sizeof(*f));
+                CHECK(pb_decode(&is, edgespike_Frame_fields, f));
+                n++;
+            }
+        }
+        g_cap.n = 0;
+        CHECK(n == 2);
+    }
+    CHECK(first.seq == 1 && first.session == 0xAAAAAAAAu);
+    CHECK(first.which_body == edgespike_Frame_output_batch_tag && first.body.output_batch.final);
+    CHECK(g_resp.seq == 1 && g_resp.session == 0xBBBBBBBBu);
+    CHECK(g_resp.which_body == edgespike_Frame_device_info_tag);
+    CHECK(es_link_poll(&g_link) == ES_LINK_IDLE); /* the stream is over */
+    /* A frame the device cannot read is answered (seq 0) in the current session. */
+    {
+        static const uint8_t bad[] = {0x05, 0x11, 0x22, 0x00};
+        es_link_rx(&g_link, bad, sizeof(bad));
+        expect_error(0, edgespike_ErrorCode_ERR_BAD_FRAME);
+        CHECK(g_resp.session == 0xBBBBBBBBu);
+    }
+
+    /* Every Error frame sent is counted, and nothing else. */
+    new_req(2, edgespike_Frame_reset_tag);
+    send_req();
+    expect_ack(2, 0);
+    for (k = 0; k < 3u; k++) {
+        new_req(3 + k, edgespike_Frame_model_commit_tag);
+        send_req();
+        expect_error(3 + k, edgespike_ErrorCode_ERR_UPLOAD_NOT_STARTED);
+    }
+    hello_ok(6);
+    st = stats_now(7);
+    CHECK(st.errors_sent == 3u && st.frames_stale == 0u);
+    g_session = 0;
+}
+
 static void test_fuzz(void)
 {
     static uint8_t chunk[512];
@@ -819,6 +957,7 @@ int main(void)
     test_upload_and_run();
     test_stream_vectors();
     test_stream();
+    test_sessions();
     test_fuzz();
     printf("test_link: %s (%d failures)\n", g_fail == 0 ? "OK" : "FAILED", g_fail);
     return g_fail == 0 ? 0 : 1;

@@ -1,12 +1,20 @@
 /*
  * edgespike-hostdev: the firmware's link on the host, over TCP, for fast tests.
  *
- *   edgespike-hostdev --port N      listen on 127.0.0.1:N (N = 0: the OS picks a free port)
+ *   edgespike-hostdev --port N [--idle-timeout S]
  *
- * Prints "listening socket://127.0.0.1:PORT" on stdout once ready (then flushes), serves one
- * connection at a time with the same link code as the boards, keeps the model across
- * connections (like a device that stays powered) and exits on SIGTERM or SIGINT.
- * Cycle source: CLOCK_MONOTONIC nanoseconds (CYCLES_HOST_NS).
+ * Listens on 127.0.0.1:N (N = 0: the OS picks a free port) and prints
+ * "listening socket://127.0.0.1:PORT" on stdout once ready (then flushes). Like a board it is
+ * one device with one model, kept across connections (a device that stays powered), so it
+ * serves one client (a link session) at a time, with the same link code as the boards:
+ *   - a client that connects while another holds the device gets at once one Error frame
+ *     ERR_BUSY (seq 0, detail: seconds the device has been held), then its connection is
+ *     closed; the SDK retries until its connect timeout, then raises DeviceBusy;
+ *   - a session that sends nothing for S seconds (default 60; 0: never) with no stream open
+ *     is closed, so an idle client cannot hold the device for ever;
+ *   - when a client goes, its open stream ends and its unfinished upload is abandoned
+ *     (es_link_disconnected): a later client cannot commit it.
+ * Exits on SIGTERM or SIGINT. Cycle source: CLOCK_MONOTONIC nanoseconds (CYCLES_HOST_NS).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -24,6 +32,7 @@
 #include <unistd.h>
 
 #include "es_link.h"
+#include "pb_encode.h"
 
 #if defined(__x86_64__)
 #define ES_HOST_CORE "x86_64"
@@ -32,6 +41,14 @@
 #else
 #define ES_HOST_CORE "unknown"
 #endif
+
+/* Listen queue: clients beyond the one served are accepted at once and refused (busy). */
+#define HOSTDEV_BACKLOG 16
+/* Refused clients kept open until they close (so that the busy frame is not lost to a reset
+ * when they had sent bytes already), at most this many and this long. */
+#define HOSTDEV_REFUSED 8
+#define HOSTDEV_REFUSED_NS 2000000000ull
+#define HOSTDEV_DEFAULT_IDLE_S 60L
 
 /* Signal flag: the one piece of process-wide state, as a signal handler needs. */
 static volatile sig_atomic_t g_stop = 0;
@@ -46,6 +63,12 @@ typedef struct {
     int fd;       /* the connected socket, -1 when none */
     int broken;   /* a write failed: the peer is gone */
 } conn_t;
+
+/* A refused client: read and discarded until it closes or its time is up. */
+typedef struct {
+    int fd;
+    uint64_t until_ns;
+} refused_t;
 
 static void conn_write(void *ctx, const uint8_t *data, size_t n)
 {
@@ -74,29 +97,66 @@ static uint64_t host_ns(void *ctx)
 
 static int usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s --port N   (N = 0 picks a free port)\n", argv0);
+    fprintf(stderr, "usage: %s --port N [--idle-timeout SECONDS]   (N = 0 picks a free port; "
+                    "idle timeout default %ld s, 0: never)\n", argv0, HOSTDEV_DEFAULT_IDLE_S);
     return 2;
+}
+
+static int parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (end == NULL || end == s || *end != '\0' || v < lo || v > hi) {
+        return 0;
+    }
+    *out = v;
+    return 1;
 }
 
 /* The link is large (two model slots): static storage, owned by this port. */
 static es_link_t g_link;
+/* The busy answer, built apart from the link (which belongs to the client being served). */
+static edgespike_Frame g_busy;
+static uint8_t g_busy_buf[256];
+
+/* Tell a client the device is held by another (one Error frame), and stop reading it. */
+static void refuse(int fd, uint32_t held_s)
+{
+    conn_t c = {fd, 0};
+    pb_ostream_t os = pb_ostream_from_buffer(g_busy_buf, sizeof(g_busy_buf) - ES_FRAME_CRC_BYTES);
+    memset(&g_busy, 0, sizeof(g_busy));
+    g_busy.which_body = edgespike_Frame_error_tag;
+    g_busy.body.error.code = edgespike_ErrorCode_ERR_BUSY;
+    g_busy.body.error.detail = held_s;
+    snprintf(g_busy.body.error.message, sizeof(g_busy.body.error.message),
+             "busy: another client holds this device (for %u s); retry when it disconnects",
+             (unsigned)held_s);
+    if (pb_encode(&os, edgespike_Frame_fields, &g_busy)) {
+        es_frame_send(g_busy_buf, os.bytes_written, conn_write, &c);
+    }
+    shutdown(fd, SHUT_WR);
+}
 
 int main(int argc, char **argv)
 {
-    long port = -1;
+    long port = -1, idle_s = HOSTDEV_DEFAULT_IDLE_S;
     int i, lfd, one = 1;
     struct sockaddr_in addr;
     socklen_t alen = sizeof(addr);
     struct sigaction sa;
     conn_t conn = {-1, 0};
+    refused_t refused[HOSTDEV_REFUSED];
     es_port_t p;
     uint8_t buf[4096];
+    uint64_t since_ns = 0, last_rx_ns = 0;
 
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
-            char *end = NULL;
-            port = strtol(argv[++i], &end, 10);
-            if (end == NULL || *end != '\0' || port < 0 || port > 65535) {
+            if (!parse_long(argv[++i], 0, 65535, &port)) {
+                return usage(argv[0]);
+            }
+        } else if (strcmp(argv[i], "--idle-timeout") == 0 && i + 1 < argc) {
+            if (!parse_long(argv[++i], 0, 86400L * 365, &idle_s)) {
                 return usage(argv[0]);
             }
         } else {
@@ -105,6 +165,9 @@ int main(int argc, char **argv)
     }
     if (port < 0) {
         return usage(argv[0]);
+    }
+    for (i = 0; i < HOSTDEV_REFUSED; i++) {
+        refused[i].fd = -1;
     }
 
     memset(&sa, 0, sizeof(sa));
@@ -123,7 +186,8 @@ int main(int argc, char **argv)
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = htons((uint16_t)port);
-    if (bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) != 0 || listen(lfd, 1) != 0 ||
+    if (bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
+        listen(lfd, HOSTDEV_BACKLOG) != 0 ||
         getsockname(lfd, (struct sockaddr *)&addr, &alen) != 0) {
         perror("bind/listen");
         close(lfd);
@@ -144,52 +208,127 @@ int main(int argc, char **argv)
     es_link_init(&g_link, &p);
 
     while (!g_stop) {
-        conn.fd = accept(lfd, NULL, NULL);
-        if (conn.fd < 0) {
-            if (errno == EINTR) {
+        /* Streaming work first; then wait for bytes or clients at most until the next due
+         * step, the idle deadline or a refused client's deadline. */
+        uint32_t wait_us = conn.fd >= 0 ? es_link_poll(&g_link) : ES_LINK_IDLE;
+        uint64_t now = host_ns(NULL), wait_ns = UINT64_MAX;
+        struct timeval tv;
+        fd_set rfds;
+        int r, maxfd = lfd;
+
+        if (conn.fd >= 0 && conn.broken) {
+            goto disconnect;
+        }
+        if (wait_us != ES_LINK_IDLE) {
+            wait_ns = (uint64_t)wait_us * 1000u;
+        }
+        if (conn.fd >= 0 && idle_s > 0 && !g_link.stream.open) {
+            uint64_t deadline = last_rx_ns + (uint64_t)idle_s * 1000000000u;
+            if (now >= deadline) {
+                fprintf(stderr, "edgespike-hostdev: session idle for %ld s: closed\n", idle_s);
+                goto disconnect;
+            }
+            if (deadline - now < wait_ns) {
+                wait_ns = deadline - now;
+            }
+        }
+        FD_ZERO(&rfds);
+        FD_SET(lfd, &rfds);
+        if (conn.fd >= 0) {
+            FD_SET(conn.fd, &rfds);
+            maxfd = conn.fd > maxfd ? conn.fd : maxfd;
+        }
+        for (i = 0; i < HOSTDEV_REFUSED; i++) {
+            if (refused[i].fd < 0) {
                 continue;
             }
-            perror("accept");
+            if (now >= refused[i].until_ns) {
+                close(refused[i].fd);
+                refused[i].fd = -1;
+                continue;
+            }
+            if (refused[i].until_ns - now < wait_ns) {
+                wait_ns = refused[i].until_ns - now;
+            }
+            FD_SET(refused[i].fd, &rfds);
+            maxfd = refused[i].fd > maxfd ? refused[i].fd : maxfd;
+        }
+        tv.tv_sec = (time_t)(wait_ns / 1000000000u);
+        tv.tv_usec = (suseconds_t)(wait_ns % 1000000000u / 1000u);
+        r = select(maxfd + 1, &rfds, NULL, NULL, wait_ns == UINT64_MAX ? NULL : &tv);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            perror("select");
             break;
         }
-        conn.broken = 0;
-        setsockopt(conn.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        es_link_resync(&g_link);
-        while (!g_stop && !conn.broken) {
-            /* Streaming work first; then wait for bytes at most until the next due step. */
-            uint32_t wait_us = es_link_poll(&g_link);
-            struct timeval tv;
-            fd_set rfds;
-            int r;
-            ssize_t n;
-            if (conn.broken) {
+        if (r == 0) {
+            continue; /* timeout: a step or a deadline is due */
+        }
+        for (i = 0; i < HOSTDEV_REFUSED; i++) {
+            if (refused[i].fd >= 0 && FD_ISSET(refused[i].fd, &rfds) &&
+                recv(refused[i].fd, buf, sizeof(buf), 0) <= 0) {
+                close(refused[i].fd);
+                refused[i].fd = -1;
+            }
+        }
+        if (FD_ISSET(lfd, &rfds)) {
+            int fd = accept(lfd, NULL, NULL);
+            if (fd >= 0 && conn.fd < 0) {
+                /* a new session: the device is idle, the model stays */
+                conn.fd = fd;
+                conn.broken = 0;
+                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                es_link_resync(&g_link);
+                since_ns = last_rx_ns = host_ns(NULL);
+            } else if (fd >= 0) {
+                int slot = 0;
+                refuse(fd, (uint32_t)((now - since_ns) / 1000000000u));
+                for (i = 0; i < HOSTDEV_REFUSED; i++) { /* a free slot, else the oldest */
+                    if (refused[i].fd < 0) {
+                        slot = i;
+                        break;
+                    }
+                    if (refused[i].until_ns < refused[slot].until_ns) {
+                        slot = i;
+                    }
+                }
+                if (refused[slot].fd >= 0) {
+                    close(refused[slot].fd);
+                }
+                refused[slot].fd = fd;
+                refused[slot].until_ns = now + HOSTDEV_REFUSED_NS;
+            } else if (errno != EINTR && errno != ECONNABORTED) {
+                perror("accept");
                 break;
             }
-            FD_ZERO(&rfds);
-            FD_SET(conn.fd, &rfds);
-            tv.tv_sec = (time_t)(wait_us / 1000000u);
-            tv.tv_usec = (suseconds_t)(wait_us % 1000000u);
-            /* microsecond timeouts: the next due step, or none (sleep until bytes arrive) */
-            r = select(conn.fd + 1, &rfds, NULL, NULL, wait_us == ES_LINK_IDLE ? NULL : &tv);
-            if (r < 0 && errno == EINTR) {
-                continue;
-            }
-            if (r <= 0) {
-                continue; /* timeout: a step is due */
-            }
-            n = recv(conn.fd, buf, sizeof(buf), 0);
+        }
+        if (conn.fd >= 0 && FD_ISSET(conn.fd, &rfds)) {
+            ssize_t n = recv(conn.fd, buf, sizeof(buf), 0);
             if (n < 0 && errno == EINTR) {
                 continue;
             }
             if (n <= 0) {
-                break; /* peer closed: wait for the next connection */
+                goto disconnect; /* peer closed: wait for the next client */
             }
+            last_rx_ns = host_ns(NULL);
             es_link_rx(&g_link, buf, (size_t)n);
         }
-        /* The connection is gone: an open stream ends, the device returns to idle. */
+        continue;
+    disconnect:
+        /* The session is over: its stream ends, its upload is abandoned; the model stays. */
         es_link_disconnected(&g_link);
         close(conn.fd);
         conn.fd = -1;
+    }
+    if (conn.fd >= 0) {
+        close(conn.fd);
+    }
+    for (i = 0; i < HOSTDEV_REFUSED; i++) {
+        if (refused[i].fd >= 0) {
+            close(refused[i].fd);
+        }
     }
     close(lfd);
     return 0;

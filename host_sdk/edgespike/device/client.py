@@ -1,8 +1,11 @@
 """The protocol client: one :class:`Device` per link (protocol/edgespike.proto, FRAMING.md).
 
-Every request is a ``Frame`` with a fresh sequence number; the device answers with a ``Frame``
-carrying the same ``seq``. Replies with another seq (stale answers to requests that timed out,
-unsolicited frames) are logged and skipped. An ``Error`` reply raises :class:`DeviceRejected`.
+Every request is a ``Frame`` with a fresh sequence number and this link session's number (a
+random non-zero ``session`` picked per :class:`Device`); the device answers with a ``Frame``
+carrying the same ``seq`` and ``session`` (FRAMING.md "Sessions"). Frames of another session
+(left on the wire by an earlier host) and replies with another seq (stale answers to requests
+that timed out, unsolicited frames) are logged and skipped. An ``Error`` reply raises
+:class:`DeviceRejected`. Every wait has a deadline.
 
     with open_device(board="mps2-an386") as dev:      # edgespike.device.emulator.open_device
         print(dev.info())
@@ -14,6 +17,7 @@ unsolicited frames) are logged and skipped. An ``Error`` reply raises :class:`De
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Iterable, Optional, Sequence
@@ -21,7 +25,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 import numpy as np
 
 from edgespike.errors import (
-    DeviceRejected, DeviceTimeout, FramingError, InputError, ModelTooLarge,
+    DeviceBusy, DeviceRejected, DeviceTimeout, FramingError, InputError, ModelTooLarge,
 )
 from edgespike.model import Model, from_bytes, to_bytes
 from edgespike.protocol import pb
@@ -31,13 +35,16 @@ from edgespike.device.transport import Transport
 
 log = logging.getLogger(__name__)
 
-PROTOCOL_VERSION = 1
+#: 2: link sessions (Frame.session). Devices of protocol 1 are served too, without them.
+PROTOCOL_VERSION = 2
 #: Seconds to wait for an answer unless told otherwise.
 DEFAULT_TIMEOUT = 5.0
+#: Seconds Device.open drains what an earlier session left on the link, at most.
+RESYNC_LIMIT = 1.0
 #: Chunk size used when the device reports none, in bytes.
 FALLBACK_CHUNK_BYTES = 256
-#: Bytes a ModelChunk frame needs beyond its data (seq, tags, offset varint, lengths).
-_CHUNK_OVERHEAD = 24
+#: Bytes a ModelChunk frame needs beyond its data (seq, session, tags, offset, lengths).
+_CHUNK_OVERHEAD = 32
 
 _CYCLE_SOURCES = {
     "CYCLES_NONE": "none", "CYCLES_DWT": "dwt", "CYCLES_QEMU_ICOUNT": "qemu_icount",
@@ -98,6 +105,7 @@ class DeviceStats:
     frames_bad_crc: int = 0
     frames_bad_cobs: int = 0
     frames_too_long: int = 0
+    frames_stale: int = 0   # duplicated / late requests dropped (FRAMING.md "Sessions")
     errors_sent: int = 0
     runs: int = 0
     rx_overruns: int = 0
@@ -165,7 +173,14 @@ def _rejected(err: Any) -> DeviceRejected:
         code = pb.ErrorCode.Name(err.code)
     except ValueError:
         code = f"ERR_{err.code}"
+    if code == "ERR_BUSY":
+        return DeviceBusy(err.message or "the device serves another host", err.detail)
     return DeviceRejected(code, err.message or "(no message)", err.detail)
+
+
+def new_session() -> int:
+    """A random link session number, 1..2^32-1 (FRAMING.md "Sessions")."""
+    return secrets.randbelow(0xFFFFFFFF) + 1
 
 
 class Device:
@@ -175,6 +190,11 @@ class Device:
         transport: an open :class:`Transport` (the device takes ownership).
         timeout: default seconds to wait for each answer.
         owner: an object with ``stop()`` (an emulator process) to stop when the device closes.
+
+    Attributes:
+        session: this link session's number, in every request frame.
+        skipped_frames: frames read and dropped (bad, stale, unsolicited, another session's).
+        foreign_frames: of those, frames of another session.
     """
 
     def __init__(self, transport: Transport, *, timeout: float = DEFAULT_TIMEOUT,
@@ -188,32 +208,76 @@ class Device:
         self._decoder = FrameDecoder()
         self._pending: list[bytes | FramingError] = []
         self._seq = 0
+        self.session = new_session()
         self.skipped_frames = 0
+        self.foreign_frames = 0
 
     @classmethod
     def open(cls, url: str, *, timeout: float = DEFAULT_TIMEOUT,
              connect_timeout: float = 5.0) -> "Device":
-        """Connect to ``url`` (a serial port or ``socket://HOST:PORT``)."""
-        dev = cls(Transport(url, connect_timeout=connect_timeout), timeout=timeout)
-        try:
-            dev.resync()
-        except BaseException:
-            dev.close()
-            raise
-        return dev
+        """Connect to ``url`` (a serial port or ``socket://HOST:PORT``).
 
-    def resync(self, quiet: float = 0.1) -> None:
-        """Send one 0x00 and drop whatever comes back until the link is quiet for ``quiet`` s.
+        A device that answers ``ERR_BUSY`` (the host device while another client holds it)
+        is tried again until ``connect_timeout`` seconds have passed in all.
+
+        Raises:
+            LinkClosed: nothing to connect to (the message says why).
+            DeviceBusy: the device stayed busy for ``connect_timeout`` seconds.
+        """
+        t0 = time.monotonic()
+        deadline = t0 + connect_timeout
+        delay = 0.05
+        while True:
+            dev = cls(Transport(url, connect_timeout=max(deadline - time.monotonic(), 0.0)),
+                      timeout=timeout)
+            try:
+                dev.resync()
+                return dev
+            except DeviceBusy as exc:
+                dev.close()
+                if time.monotonic() >= deadline:
+                    raise DeviceBusy(
+                        f"{url} serves another client and stayed busy for "
+                        f"{time.monotonic() - t0:.1f} s ({exc.device_message}); close the other "
+                        "client or raise connect_timeout", exc.detail) from exc
+                time.sleep(max(min(delay, deadline - time.monotonic()), 0.0))
+                delay = min(delay * 1.5, 0.5)
+            except BaseException:
+                dev.close()
+                raise
+
+    def resync(self, quiet: float = 0.1, limit: float = RESYNC_LIMIT) -> None:
+        """Send one 0x00 and drop what comes back until the link is quiet for ``quiet`` s, or
+        for ``limit`` s at most.
 
         The 0x00 ends any partial frame a previous session (or a dropped connection) left in
         the device's receive buffer; an empty frame is skipped, but a cut frame is answered with
         an ``Error`` (seq 0), which must not be taken as the answer to the next request. Late
-        frames of an old session (e.g. a stream's outputs) are dropped the same way.
+        frames of an old session (e.g. a stream's outputs) are dropped the same way, and those
+        still coming after ``limit`` are told apart by their session. Raises
+        :class:`DeviceBusy` if the device says it serves another host.
         """
         self.transport.write(b"\x00")
         self._decoder.reset()
         self._pending.clear()
-        self.skipped_frames += len(self.drain(quiet))
+        deadline = time.monotonic() + limit
+        busy: Optional[DeviceBusy] = None
+        while busy is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.info("%s: the device was still sending after %.1f s; its frames of an "
+                         "earlier session are dropped by their session", self.transport.url, limit)
+                return
+            try:
+                frame = self.read_frame(min(quiet, left))
+            except DeviceTimeout:
+                return
+            if frame.WhichOneof("body") == "error" and frame.error.code == pb.ErrorCode.Value(
+                    "ERR_BUSY"):
+                busy = DeviceBusy(frame.error.message or "busy", frame.error.detail)
+            else:
+                self.skipped_frames += 1
+        raise busy
 
     # -- life cycle --------------------------------------------------------------------------
     def close(self) -> None:
@@ -242,13 +306,18 @@ class Device:
         self.transport.write(data)
 
     def send_frame(self, frame: Any) -> None:
-        """Serialize, frame and send one ``Frame`` message as it is (its seq included)."""
+        """Serialize, frame and send one ``Frame`` message (its seq as it is; its session
+        this link's, unless it has one)."""
+        if not frame.session:
+            frame.session = self.session
         self.transport.write(encode_frame(frame.SerializeToString(deterministic=True)))
 
     def read_frame(self, timeout: Optional[float] = None) -> Any:
-        """The next well-formed ``Frame`` from the device, whatever its seq.
+        """The next well-formed ``Frame`` of this session from the device, whatever its seq.
 
-        Frames that fail CRC/COBS/protobuf are logged and skipped. Raises
+        Frames that fail CRC/COBS/protobuf, and frames of another session (left on the link
+        by an earlier host), are logged and skipped; frames without a session (devices of
+        protocol 1, answers to session-less requests) are returned. Raises
         :class:`DeviceTimeout` if none arrives in ``timeout`` seconds, :class:`LinkClosed`
         if the link drops.
         """
@@ -268,6 +337,12 @@ class Device:
                     log.warning("skipping a frame that does not decode: %s", exc)
                     self.skipped_frames += 1
                     continue
+                if msg.session and msg.session != self.session:
+                    log.info("skipping a frame of another session (%08x, seq %d, %s)",
+                             msg.session, msg.seq, msg.WhichOneof("body"))
+                    self.skipped_frames += 1
+                    self.foreign_frames += 1
+                    continue
                 return msg
             left = deadline - time.monotonic()
             if left <= 0:
@@ -278,12 +353,17 @@ class Device:
             if data:
                 self._pending.extend(self._decoder.feed(data))
 
-    def drain(self, quiet: float = 0.05) -> list[Any]:
-        """Read and return every frame that arrives until the link is quiet for ``quiet`` s."""
-        frames = []
+    def drain(self, quiet: float = 0.05, limit: float = 5.0) -> list[Any]:
+        """Read and return every frame of this session that arrives until the link is quiet
+        for ``quiet`` s, or for ``limit`` s at most (a device may never fall quiet)."""
+        frames: list[Any] = []
+        deadline = time.monotonic() + limit
         while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return frames
             try:
-                frames.append(self.read_frame(quiet))
+                frames.append(self.read_frame(min(quiet, left)))
             except DeviceTimeout:
                 return frames
 
@@ -335,9 +415,13 @@ class Device:
         """Say hello; returns (and caches in :attr:`device_info`) the device's description."""
         reply = self.request_frame(hello=pb.Hello(protocol_version=PROTOCOL_VERSION))
         self.device_info = DeviceInfo.from_pb(self._expect(reply, "device_info"))
-        if self.device_info.protocol_version != PROTOCOL_VERSION:
-            log.warning("device speaks protocol %d, this SDK %d",
-                        self.device_info.protocol_version, PROTOCOL_VERSION)
+        version = self.device_info.protocol_version
+        if version > PROTOCOL_VERSION:
+            log.warning("device speaks protocol %d, this SDK %d: update the SDK", version,
+                        PROTOCOL_VERSION)
+        elif version < 2:
+            log.info("device speaks protocol %d: no link sessions, so frames an earlier host "
+                     "left on the link are told apart by seq only", version)
         return self.device_info
 
     info = hello
@@ -462,7 +546,7 @@ class Device:
             self.hello()
         info = self.device_info
         assert info is not None
-        frame = pb.Frame(run=msg)
+        frame = pb.Frame(run=msg, session=self.session)
         if info.max_frame_bytes and frame.ByteSize() + 6 > info.max_frame_bytes:
             raise InputError(f"input needs a {frame.ByteSize()}-byte frame; the device takes "
                              f"{info.max_frame_bytes}. Use fewer time steps or fewer events")

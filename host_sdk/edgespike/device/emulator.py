@@ -273,16 +273,21 @@ class Emulator(BoardProcess):
 class HostDevice(BoardProcess):
     """``build/host/edgespike-hostdev``: the same link code on the host, over TCP (fast tests).
 
-    It prints ``listening socket://127.0.0.1:PORT`` when started with ``--port 0``.
+    It prints ``listening socket://127.0.0.1:PORT`` when started with ``--port 0``. It serves
+    one client at a time: another gets ``ERR_BUSY`` at once (:meth:`Device.open` retries
+    until its connect timeout, then raises :class:`~edgespike.errors.DeviceBusy`), and a
+    client silent for ``idle_timeout`` seconds (None: the program's default, 60; 0: never)
+    with no stream open is disconnected.
     """
 
     board = "host"
 
     def __init__(self, executable: Optional[str | Path] = None, *, port: int = 0,
                  detach: bool = False, log_path: Optional[Path] = None,
-                 start_timeout: float = 10.0) -> None:
+                 start_timeout: float = 10.0, idle_timeout: Optional[int] = None) -> None:
         super().__init__()
         self.executable = Path(executable) if executable else None
+        self.idle_timeout = idle_timeout
         self._want_port = port
         self.detach = detach
         self.log_path = log_path
@@ -291,8 +296,10 @@ class HostDevice(BoardProcess):
     def start(self) -> "HostDevice":
         """Start the program and read the port it listens on from its output."""
         exe = self.executable or paths.hostdev_executable()
-        self._spawn([str(exe), "--port", str(self._want_port)], detach=self.detach,
-                    log_path=self.log_path)
+        argv = [str(exe), "--port", str(self._want_port)]
+        if self.idle_timeout is not None:
+            argv += ["--idle-timeout", str(int(self.idle_timeout))]
+        self._spawn(argv, detach=self.detach, log_path=self.log_path)
         deadline = time.monotonic() + self.start_timeout
         while True:
             m = re.search(r"listening socket://[\w.\-]+:(\d+)", self.output())

@@ -4,9 +4,11 @@
 like the link firmware (protocol/FRAMING.md): chunked upload into a staging buffer that only
 replaces the active model on a valid commit, runs computed by the numpy reference
 (:mod:`edgespike.sim.reference`), Error frames for everything it rejects. It is NOT a
-substitute for the firmware (the hil/ suite runs the real one); it lets the client's seq
-matching, timeouts, retries and error paths be tested in milliseconds, and it can misbehave
-on purpose (``delay_s``, ``drop_after``, ``stale_before_reply``, ``mute``).
+substitute for the firmware (the hil/ suite runs the real one); it lets the client's seq and
+session matching, timeouts, retries and error paths be tested in milliseconds, and it can
+misbehave on purpose (``delay_s``, ``drop_after``, ``stale_before_reply``,
+``ghost_before_reply``, ``chatter_s``, ``mute``). Like the firmware it echoes each request's
+link session, and an upload belongs to the session that began it (FRAMING.md "Sessions").
 """
 from __future__ import annotations
 
@@ -40,6 +42,11 @@ class FakeConfig:
     delay_s: float = 0.0             # wait before every reply
     drop_after: Optional[int] = None  # close the connection after this many requests
     stale_before_reply: bool = False  # send a frame with a wrong seq before each reply
+    # before each reply, an OutputBatch with the reply's seq from an earlier session (as a
+    # board sends one left from a host that vanished mid-stream)
+    ghost_before_reply: bool = False
+    chatter_s: float = 0.0           # > 0: send such an OutputBatch this often, for ever
+    sessions: bool = True            # protocol 2 (echo Frame.session); False: protocol 1
     mute: bool = False               # read requests, never answer
     log: list[str] = field(default_factory=list)  # bodies received, in order
 
@@ -64,6 +71,8 @@ class FakeDevice:
         self._staging_crc = 0
         self.stats = pb.Stats()
         self.requests = 0
+        self.session = 0          # session of the last request
+        self.ghost_session = 0x0BAD5E55
 
     @property
     def url(self) -> str:
@@ -99,9 +108,23 @@ class FakeDevice:
                 conn.settimeout(0.1)
                 self._session(conn)
 
+    def _ghost(self, seq: int) -> Any:
+        return pb.Frame(seq=seq, session=self.ghost_session,
+                        output_batch=pb.OutputBatch(out_seq=7, acked_seq=3, credit_limit=11))
+
     def _session(self, conn: socket.socket) -> None:
         decoder = FrameDecoder()
+        chatter = self.config.chatter_s
+        if chatter:
+            conn.settimeout(min(0.1, chatter))
+        next_chatter = time.monotonic()
         while not self._stop.is_set():
+            if chatter and time.monotonic() >= next_chatter:
+                next_chatter = time.monotonic() + chatter
+                try:
+                    conn.sendall(encode_frame(self._ghost(1).SerializeToString()))
+                except OSError:
+                    return
             try:
                 data = conn.recv(4096)
             except socket.timeout:
@@ -112,6 +135,10 @@ class FakeDevice:
                 return
             for item in decoder.feed(data):
                 replies = self._handle(item)
+                if self.config.sessions:
+                    for frame in replies:
+                        if not frame.HasField("output_batch"):
+                            frame.session = self.session
                 if self.config.mute:
                     continue
                 if self.config.delay_s:
@@ -145,19 +172,25 @@ class FakeDevice:
             return [self._error(0, "ERR_DECODE", f"frame does not decode: {exc}")]
         self.stats.frames_ok += 1
         self.requests += 1
+        if self.config.sessions and req.session != self.session:
+            self.session = req.session
+            self._staging = None  # an upload belongs to the session that began it
         kind = req.WhichOneof("body")
         self.config.log.append(kind or "")
         reply = self._answer(req, kind)
         out = []
         if self.config.stale_before_reply:
             out.append(pb.Frame(seq=(req.seq + 1000) & 0xFFFFFFFF, ack=pb.Ack(value=99)))
+        if self.config.ghost_before_reply:
+            out.append(self._ghost(req.seq))
         out.append(reply)
         return out
 
     def _info(self) -> Any:
         c = self.config
         return pb.DeviceInfo(
-            protocol_version=1, firmware_version="fake-0", board="fake", core="python",
+            protocol_version=2 if c.sessions else 1, firmware_version="fake-0", board="fake",
+            core="python",
             cycle_source=pb.CycleSource.Value("CYCLES_NONE"),
             model_capacity_bytes=c.model_capacity_bytes, state_capacity_bytes=1 << 20,
             max_layers=8, max_frame_bytes=c.max_frame_bytes, max_chunk_bytes=c.max_chunk_bytes,

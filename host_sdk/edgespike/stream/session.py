@@ -211,6 +211,11 @@ class StreamSession:
 
     def _on_output(self, o: Any) -> None:
         now = time.monotonic()
+        if o.out_seq <= self._out_seq:
+            # a copy of one already taken (the wire duplicated it): counted once, not twice
+            log.info("stream: skipping a repeated OutputBatch (out_seq %d)", o.out_seq)
+            self.dev.skipped_frames += 1
+            return
         if o.out_seq != self._out_seq + 1:
             raise StreamGap("an OutputBatch from the device was lost", self._out_seq + 1,
                             o.out_seq)
