@@ -82,7 +82,7 @@ def test_run_before_any_model(device):
 
 def test_info_fields_sane(device, board_name):
     info = device.hello()
-    assert info.protocol_version == 2  # link sessions
+    assert info.protocol_version == 3  # 2: link sessions, 3: static input
     assert info.firmware_version
     assert info.model_capacity_bytes >= 4096 and info.state_capacity_bytes >= 1024
     assert 0 < info.max_chunk_bytes < info.max_frame_bytes

@@ -56,7 +56,18 @@ def _weights(draw, rng: np.random.Generator, fan_in: int, fan_out: int) -> Weigh
 
 
 def _neurons(draw, rng: np.random.Generator, size: int) -> Neurons:
-    decay = st.one_of(st.sampled_from((0, 1, 64, 1024, 4000, 4095, 4096)), st.integers(0, 4096))
+    decay = st.one_of(st.sampled_from((0, 1, 64, 410, 1024, 2047, 2048, 2049, 4000, 4095, 4096)),
+                      st.integers(0, 4096))
+    if draw(st.booleans()):
+        # the common shape the C core has fast loops for: reset to zero, one bias, no
+        # refractory period, no adaptation (du = 4096 often), threshold per layer or neuron
+        if draw(st.booleans()):
+            vth_c: int | np.ndarray = draw(st.one_of(st.integers(0, 2000), st.integers(0, VTH_MAX)))
+        else:
+            vth_c = rng.integers(0, draw(st.sampled_from((10, 2000, VTH_MAX))) + 1, size)
+        return Neurons(du=draw(st.one_of(st.just(4096), decay)), dv=draw(decay), vth=vth_c,
+                       bias_mant=draw(st.one_of(st.just(0), st.integers(-4096, 4095))),
+                       bias_exp=draw(st.integers(0, 7)))
     if draw(st.booleans()):
         vth: int | np.ndarray = draw(st.one_of(st.integers(0, 2000), st.integers(0, VTH_MAX)))
     else:
@@ -141,4 +152,7 @@ def inputs(draw, model: Model, batch: int = 2) -> np.ndarray:
         vals = rng.choice(np.array([-lim, lim]), shape)
     else:
         vals = rng.integers(-lim, lim + 1, shape)
-    return (vals * mask).astype(np.int32)
+    x = (vals * mask).astype(np.int32)
+    if draw(st.booleans()):  # a still input: the same values at every step (static input)
+        x[:] = x[:, :1]
+    return x

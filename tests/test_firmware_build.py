@@ -138,7 +138,7 @@ def check_run(link: RawLink, meta: dict) -> pb.RunResult:
 def check_device_session(link: RawLink, board: str) -> pb.RunResult:
     """The same conversation with any device: vectors, errors, upload, run, stats."""
     info = hello(link)
-    assert info.board == board and info.protocol_version == 2
+    assert info.board == board and info.protocol_version == 3
     assert info.max_frame_bytes >= 4096 and info.model_capacity_bytes >= 65536
 
     # Every negative golden vector gets its Error, and the device keeps serving.

@@ -610,9 +610,6 @@ def test_device_run_spike_rasters_exact():
                 dev.run(x)
 
 
-@pytest.mark.xfail(strict=True, reason="Device.encode_input's 1-D event path (device/client.py, "
-                   "owned elsewhere) still casts with astype(uint32): floats are truncated. "
-                   "Fix: use edgespike.sim.checks.check_events there, then drop this mark")
 def test_device_run_refuses_float_events():
     m = spike_model()
     with FakeDevice() as fake, Device.open(fake.url) as dev:

@@ -159,7 +159,8 @@ typedef struct {
  * es_lif.c runs it, and its constants. Private to the engine. */
 typedef struct {
     uint8_t loop;
-    int32_t F_u, m_u, F_v, m_v;   /* decay constants of u and v */
+    bool u_hi, v_hi;              /* 4096 - du / 4096 - dv >= 2048 */
+    int32_t F_u, F_v;             /* decay constants of u and v */
     int32_t bias_m1;              /* per-layer bias - 1 */
     int32_t theta;                /* per-layer vth << 6 */
 } es_lif_plan_t;

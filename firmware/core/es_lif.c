@@ -49,11 +49,12 @@ ES_INLINE int32_t decay_add(int32_t x, int32_t add, int32_t F, int32_t m)
 
 typedef es_lif_plan_t es_fast_consts_t;
 
-static void decay_consts(uint32_t d, int32_t *F, int32_t *m)
+/* F = f << 20 as int32 and whether f = 4096 - d >= 2048 (then decay_add's m is -1). */
+static void decay_consts(uint32_t d, int32_t *F, bool *hi)
 {
     const uint32_t f = 4096u - d;
     *F = (int32_t)(f << 20); /* f = 4096 gives 0: the identity comes from m */
-    *m = f >= 2048u ? -1 : 0;
+    *hi = f >= 2048u;
 }
 
 #if defined(__GNUC__)
@@ -90,7 +91,7 @@ ES_INLINE uint32_t lif_fast(const es_fast_consts_t *c, int32_t *u, int32_t *v, c
         if (um == ES_U_WRAP) {
             uk = wrap24_a6(a6);
         } else if (um == ES_U_DECAY) {
-            const int32_t y = decay_add(*u, a6 - 1, c->F_u, c->m_u);
+            const int32_t y = decay_add(*u, a6 - 1, c->F_u, c->u_hi ? -1 : 0);
             uk = ((int32_t)((uint32_t)y << 8) >> 8) + 1;
             *u++ = uk;
         }
@@ -206,11 +207,11 @@ enum { ES_LOOP_DIRECT = 0, ES_LOOP_WRAP = 2, ES_LOOP_ANY = 4, ES_LOOP_GENERAL = 
 void es_lif_plan(const es_neurons_t *n, bool small_input, bool adaptive, bool refractory,
                  es_lif_plan_t *p)
 {
-    decay_consts(n->du, &p->F_u, &p->m_u);
-    decay_consts(n->dv, &p->F_v, &p->m_v);
+    decay_consts(n->du, &p->F_u, &p->u_hi);
+    decay_consts(n->dv, &p->F_v, &p->v_hi);
     p->bias_m1 = (int32_t)n->bias_mant * ((int32_t)1 << n->bias_exp) - 1;
     p->theta = (int32_t)(n->vth << 6);
-    const bool v_hi = p->m_v != 0;
+    const bool v_hi = p->v_hi;
     if (adaptive || refractory || n->bias_pn != NULL || n->reset != ES_RESET_ZERO) {
         p->loop = ES_LOOP_GENERAL;
     } else if (n->du == 4096u && v_hi) {

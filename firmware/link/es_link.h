@@ -30,7 +30,7 @@ extern "C" {
 
 /* 2: link sessions (Frame.session, FRAMING.md "Sessions"); a device of protocol 2 still
  * serves hosts of protocol 1 (their frames carry session 0). */
-#define ES_PROTOCOL_VERSION 2u
+#define ES_PROTOCOL_VERSION 3u /* 2: sessions; 3: Run.static_input */
 #ifndef ES_FIRMWARE_VERSION
 #define ES_FIRMWARE_VERSION "0.1.0"
 #endif

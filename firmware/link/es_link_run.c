@@ -24,10 +24,11 @@ void es_link_on_run(es_link_t *l, uint32_t seq, const edgespike_Run *r)
         }
         in.values = r->values;
         in.n_values = r->values_count;
+        in.static_values = r->static_input;
     } else {
-        if (r->values_count != 0u) {
-            es_link_send_error(l, seq, ES_ERR_BAD_INPUT, "model takes events, Run carries values",
-                               0);
+        if (r->values_count != 0u || r->static_input) {
+            es_link_send_error(l, seq, ES_ERR_BAD_INPUT,
+                               "model takes events, Run carries values (or static_input)", 0);
             return;
         }
         in.events = r->events;

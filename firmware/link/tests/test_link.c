@@ -735,7 +735,7 @@ static void test_sessions(void)
     g_session = 0xA1A1A1A1u;
     hello_ok(1);
     CHECK(g_resp.session == 0xA1A1A1A1u);
-    CHECK(g_resp.body.device_info.protocol_version == 2u);
+    CHECK(g_resp.body.device_info.protocol_version == ES_PROTOCOL_VERSION);
     CHECK(g_resp.body.device_info.max_outputs == ES_LINK_MAX_OUTPUTS);
 
     /* A duplicated request (same seq), or a late copy of an older one, is dropped unanswered

@@ -31,12 +31,15 @@ from edgespike.model import Model, from_bytes, to_bytes
 from edgespike.protocol import pb
 from edgespike.protocol.framing import FrameDecoder, crc32, encode_frame
 from edgespike.sim.reference import LayerCounters, RunOutput, check_input, events_from_spikes
+from edgespike.sim.checks import check_events
 from edgespike.device.transport import Transport
 
 log = logging.getLogger(__name__)
 
 #: 2: link sessions (Frame.session). Devices of protocol 1 are served too, without them.
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
+#: The first protocol version whose devices take Run.static_input.
+STATIC_INPUT_VERSION = 3
 #: Seconds to wait for an answer unless told otherwise.
 DEFAULT_TIMEOUT = 5.0
 #: Seconds Device.open drains what an earlier session left on the link, at most.
@@ -506,7 +509,10 @@ class Device:
         """One input as a ``Run`` message (spike raster to sorted events, values flattened).
 
         ``x`` is ``(timesteps, input_size)``; for spike models it may also be a 1-D array of
-        ready events ``(step << 16) | index``. Raises :class:`InputError` if it does not fit.
+        ready events ``(step << 16) | index``. A direct-input model's input that is the same at
+        every step (a still image) is sent once, as ``static_input``, when the device takes it
+        (protocol 3): fewer bytes on the link, and the device computes the first layer once.
+        Raises :class:`InputError` if it does not fit.
         """
         model = model or self.model
         if model is None:
@@ -516,18 +522,20 @@ class Device:
         msg = pb.Run()
         if model.input_kind == "spikes":
             if x.ndim == 1:
-                ev = x.astype(np.uint32)
-                if ev.size and (((ev >> 16) >= model.timesteps).any()
-                                or ((ev & 0xFFFF) >= model.input_size).any()):
-                    raise InputError(f"event out of range: steps < {model.timesteps}, "
-                                     f"indices < {model.input_size}")
+                ev = check_events(x, model.timesteps, model.input_size)
                 ev = np.sort(ev)  # (step << 16) | index: numeric order is step order
             else:
                 ev = events_from_spikes(check_input(model, x))
             msg.events.extend(int(e) for e in ev)
             items = len(msg.events)
         else:
-            msg.values.extend(int(v) for v in check_input(model, x).reshape(-1))
+            xv = check_input(model, x)
+            still = xv.shape[0] > 1 and bool((xv == xv[:1]).all())
+            info = self.device_info if self.device_info is not None or not still else self.hello()
+            if still and info.protocol_version >= STATIC_INPUT_VERSION:
+                msg.static_input = True
+                xv = xv[:1]
+            msg.values.extend(int(v) for v in xv.reshape(-1))
             items = len(msg.values)
         info = self.device_info
         if info is not None and info.max_input_items and items > info.max_input_items:
@@ -540,10 +548,10 @@ class Device:
             timeout: Optional[float] = None) -> DeviceRunOutput:
         """One inference on the deployed model; returns a :class:`DeviceRunOutput`."""
         model = model or self.model
+        if self.device_info is None:
+            self.hello()  # its limits and protocol version shape the Run message
         msg = self.encode_input(x, model)
         msg.record_spikes = record_spikes
-        if self.device_info is None:
-            self.hello()
         info = self.device_info
         assert info is not None
         frame = pb.Frame(run=msg, session=self.session)
