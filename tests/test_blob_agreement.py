@@ -116,3 +116,20 @@ def test_sdk_blobs_still_round_trip() -> None:
     for model in seed_models():
         blob = to_bytes(model)
         assert to_bytes(from_bytes(blob)) == blob
+
+
+def test_weights_sent_as_a_varint_are_refused() -> None:
+    """A 1x1 layer whose weight data (a bytes field) is sent as a varint: nanopb hands the
+    callback a copy of the varint on its stack, and the C parser used to keep that address as
+    the weights (AddressSanitizer: stack-use-after-return; without it, a garbage weight)."""
+    from blob_mutations import parse_tree, serialize
+    from edgespike.model import Layer, Model, Weights
+    model = Model(input_size=1, timesteps=2, layers=[Layer(Weights(np.full((1, 1), 5, np.int8)))])
+    tree = parse_tree(to_bytes(model)[:-6])
+    weights = next(f for f in next(f for f in tree if f.number == 8).value if f.number == 3)
+    data = next(f for f in weights.value if f.number == 4)
+    data.wt, data.value = 0, 5
+    blob = rehash(serialize(tree))
+    assert c_status(blob) == ES_ERR_DECODE
+    model, exc = py_verdict(blob)
+    assert isinstance(exc, ModelFormatError) and "layers.weights.data (field 4) has wire type 0" in str(exc)
