@@ -133,3 +133,30 @@ def test_weights_sent_as_a_varint_are_refused() -> None:
     assert c_status(blob) == ES_ERR_DECODE
     model, exc = py_verdict(blob)
     assert isinstance(exc, ModelFormatError) and "layers.weights.data (field 4) has wire type 0" in str(exc)
+
+
+def test_c_grammar_table_matches_the_proto() -> None:
+    """es_model.c's wire-grammar tables name every field of the model messages with the kind
+    the .proto gives it (check_wire reads the same from the descriptors): a field added to the
+    .proto but not to the C table would be skipped by the device and checked by the SDK."""
+    import re
+    from edgespike.protocol import pb
+    source = (REPO_ROOT / "firmware/core/es_model.c").read_text()
+    fd_type = pb.Model.DESCRIPTOR.fields[0].__class__
+    kinds = {fd_type.TYPE_UINT32: "WK_VAR32", fd_type.TYPE_SINT32: "WK_VAR32",
+             fd_type.TYPE_ENUM: "WK_VAR32", fd_type.TYPE_FIXED32: "WK_FIXED32",
+             fd_type.TYPE_BYTES: "WK_BYTES", fd_type.TYPE_STRING: "WK_TEXT",
+             fd_type.TYPE_MESSAGE: "WK_MSG"}
+    subs = {"WM_LAYER": "Layer", "WM_WEIGHTS": "Weights", "WM_NEURONS": "Neurons",
+            "WM_ENCODER": "Encoder"}
+    for name in ("Model", "Layer", "Weights", "Neurons", "Encoder"):
+        table = re.search(r"wf_%s\[\] = \{(.*?)\};" % name.lower(), source, re.S).group(1)
+        c_fields = {int(n): (k, subs.get(s)) for n, k, s in
+                    re.findall(r"\{(\d+), (WK_\w+), (\w+)\}", table)}
+        want = {}
+        for fd in getattr(pb, name).DESCRIPTOR.fields:
+            kind = kinds[fd.type]
+            if fd.type == fd_type.TYPE_SINT32 and fd.is_repeated:
+                kind = "WK_REP32"
+            want[fd.number] = (kind, fd.message_type.name if fd.message_type else None)
+        assert c_fields == want, name
