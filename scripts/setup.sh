@@ -9,8 +9,10 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 PY=${PYTHON:-python3}
 
-# 1. Debian packages: cross compiler, newlib, QEMU, CMake, Fashion-MNIST.
-APT_PKGS=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm cmake dataset-fashion-mnist)
+# 1. Debian packages: cross compiler, newlib, QEMU, CMake, Fashion-MNIST, and clang with its
+#    runtime libraries (libFuzzer, ASan, UBSan) for the fuzz harnesses (scripts/fuzz.sh).
+APT_PKGS=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm cmake dataset-fashion-mnist
+          clang libclang-rt-14-dev)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

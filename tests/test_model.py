@@ -1,6 +1,8 @@
 """The quantized model: validation, the blob form and its content hash."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -100,3 +102,106 @@ def test_direct_input_bound_uses_input_max_abs() -> None:
         model.validate()
     model.layers[0].weights.exp = -4  # 64 * 127 * 127 / 16 = 64516 < 2^17
     model.validate()
+
+
+# ---- Case 11 of issue 12: a correctly hashed blob the SDK cannot interpret -------------------
+# Each is refused by load() with ModelFormatError (a BlobError, a ModelError) whose message
+# names the field and says what to do; the C parser refuses the same blobs
+# (tests/test_blob_agreement.py).
+
+def _sealed(msg) -> bytes:
+    from edgespike.protocol import crc32
+    body = msg.SerializeToString(deterministic=True)
+    return body + HASH_TAG + crc32(body).to_bytes(4, "little")
+
+
+def _message(per_neuron: bool = True):
+    from edgespike.model.blob import to_message
+    return to_message(small_model(np.random.default_rng(5), per_neuron))
+
+
+def _set(path: str, value):
+    def edit(msg):
+        *parents, name = path.split(".")
+        obj = msg
+        for p in parents:
+            obj = obj.layers[int(p[7:-1])] if p.startswith("layers[") else getattr(obj, p)
+        setattr(obj, name, value)
+    return edit
+
+
+@pytest.mark.parametrize("edit, text", [
+    (_set("input_kind", 2), "unknown input kind 2 (this SDK reads spikes=0, values=1)"),
+    (_set("decoding", 9), "unknown decoding 9"),
+    (_set("encoder.kind", 42), "unknown encoder kind 42"),
+    (_set("layers[0].kind", 3), "layer 0: unknown layer kind 3"),
+    (_set("layers[1].weights.encoding", 2), "layer 1: unknown weight encoding 2"),
+    (_set("layers[1].recurrent.encoding", 7), "layer 1 recurrent: unknown weight encoding 7"),
+    (_set("layers[1].neurons.reset", 5), "layer 1: unknown reset mode 5"),
+    # a negative enum is a 10-byte varint: nanopb refuses it before looking at the value
+    (_set("input_kind", -1), "Model.input_kind (field 4) holds 18446744073709551615, above 2^32 - 1"),
+])
+def test_unknown_enum_value_is_a_model_format_error(edit, text) -> None:
+    from edgespike.errors import ModelFormatError
+    msg = _message()
+    edit(msg)
+    with pytest.raises(ModelFormatError, match=re.escape(text)) as info:
+        from_bytes(_sealed(msg))
+    assert "export it again" in str(info.value)
+    assert isinstance(info.value, BlobError) and isinstance(info.value, ModelError)
+
+
+@pytest.mark.parametrize("field, data, text", [
+    ("vth_per_neuron", b"\x01\x00\x00\x00" * 8 + b"\x01", "vth_per_neuron is 33 bytes; it must hold one 4-byte value per neuron (9 neurons, 36 bytes)"),
+    ("bias_per_neuron", b"\x01\x00" * 8 + b"\x01", "bias_per_neuron is 17 bytes; it must hold one 2-byte value per neuron (9 neurons, 18 bytes)"),
+    ("vth_per_neuron", b"\x01\x00\x00\x00" * 10, "vth_per_neuron is 40 bytes"),
+])
+def test_per_neuron_array_of_wrong_length_is_a_model_format_error(field, data, text) -> None:
+    from edgespike.errors import ModelFormatError
+    msg = _message()
+    setattr(msg.layers[0].neurons, field, data)
+    with pytest.raises(ModelFormatError, match=re.escape(text)):
+        from_bytes(_sealed(msg))
+
+
+def test_ternary_magnitudes_of_wrong_length_are_a_model_format_error() -> None:
+    from edgespike.errors import ModelFormatError
+    msg = _message(per_neuron=True)
+    msg.layers[1].weights.a_neg_per_neuron = b"\x05" * 4  # 5 neurons
+    with pytest.raises(ModelFormatError, match="layer 1: a_neg_per_neuron is 4 bytes"):
+        from_bytes(_sealed(msg))
+
+
+def test_layer_size_must_equal_fan_out() -> None:
+    msg = _message()
+    msg.layers[0].size = 8  # fan_out 9; the C parser refuses it too
+    with pytest.raises(BlobError, match="layer 0: size 8 != weights fan_out 9"):
+        from_bytes(_sealed(msg))
+
+
+def test_empty_weight_matrix_is_a_blob_error_not_a_reshape_error() -> None:
+    msg = _message()
+    msg.layers[1].weights.fan_in = 0
+    msg.layers[1].weights.data = b""
+    with pytest.raises(BlobError, match="layer 1: empty weight matrix 0x5"):
+        from_bytes(_sealed(msg))
+
+
+def test_overridden_scalars_must_still_be_in_range() -> None:
+    # the firmware checks vth and bias_mant even when a per-neuron array overrides them
+    for name, value, text in (("vth", 1 << 17, "vth=131072"), ("bias_mant", 5000, "bias_mant=5000")):
+        msg = _message()
+        setattr(msg.layers[0].neurons, name, value)
+        with pytest.raises(BlobError, match=text):
+            from_bytes(_sealed(msg))
+
+
+def test_load_raises_the_named_error_for_a_file(tmp_path) -> None:
+    from edgespike.errors import ModelFormatError
+    from edgespike.model import load
+    msg = _message()
+    msg.layers[0].neurons.reset = 9
+    path = tmp_path / "bad.esm"
+    path.write_bytes(_sealed(msg))
+    with pytest.raises(ModelFormatError, match="layer 0: unknown reset mode 9"):
+        load(path)

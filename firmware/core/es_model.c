@@ -22,10 +22,12 @@
 #define ES_A_IN_LIMIT ((uint64_t)1 << 17)
 #define ES_SUM_LIMIT ((uint64_t)1 << 31)
 
-/* Where a bytes field lies inside the blob. */
+/* Where a bytes field lies inside the blob (blob / blob_len: the whole blob, for a check). */
 typedef struct {
     const uint8_t *p;
     uint32_t len;
+    const uint8_t *blob;
+    uint32_t blob_len;
 } es_span_t;
 
 typedef struct {
@@ -33,17 +35,236 @@ typedef struct {
     es_error_t *err;
     uint8_t count;       /* layers decoded so far */
     bool own_error;      /* err was filled by a callback: keep its text */
+    const uint8_t *blob;
+    uint32_t blob_len;
 } es_parse_ctx_t;
 
 /* nanopb callback for a bytes field: record pointer and length, then skip the bytes. The
- * stream is a substream of the buffer istream, so stream->state is the next unread byte. */
+ * stream is a substream of the buffer istream, so stream->state is the next unread byte.
+ * nanopb also calls it for a field sent with a scalar wire type, over a copy on its stack:
+ * the wire grammar below refuses those first; the range check keeps a pointer outside the
+ * blob from ever being recorded. */
 static bool span_cb(pb_istream_t *stream, const pb_field_t *field, void **arg)
 {
     (void)field;
     es_span_t *span = (es_span_t *)*arg;
+    const uintptr_t at = (uintptr_t)stream->state, lo = (uintptr_t)span->blob;
+    if (at < lo || at - lo > span->blob_len || stream->bytes_left > span->blob_len - (at - lo)) {
+        PB_RETURN_ERROR(stream, "bytes field outside the blob");
+    }
     span->p = (const uint8_t *)stream->state;
     span->len = (uint32_t)stream->bytes_left;
     return pb_read(stream, NULL, stream->bytes_left);
+}
+
+/* ---- Wire grammar (docs/SEMANTICS.md, "Which blobs are accepted") ----------------------------
+ * nanopb and the SDK's protobuf parser (upb) accept different malformed bytes: nanopb skips the
+ * texts and the encoder without looking (upb refuses bad UTF-8 and a malformed encoder) and
+ * reads tags and lengths padded past 5 bytes (upb refuses them); upb takes a known field with
+ * the wrong wire type as an unknown one and truncates varints to 32 bits (nanopb refuses
+ * both, enums included: they have no negative value, so nanopb reads them as uint32). Before
+ * nanopb runs, the blob is walked by this grammar, the set both read alike;
+ * host_sdk/edgespike/model/blob.py (check_wire) applies the same rules from the .proto. */
+typedef enum {
+    WK_VAR32,   /* uint32, sint32, enum (nanopb reads these enums as uint32): below 2^32 */
+    WK_REP32,   /* repeated sint32: WK_VAR32 items, or packed */
+    WK_FIXED32,
+    WK_BYTES,
+    WK_TEXT,    /* string: valid UTF-8 */
+    WK_MSG      /* sub-message, walked by its own table */
+} es_wire_kind_t;
+
+typedef struct {
+    uint16_t number;
+    uint8_t kind; /* es_wire_kind_t */
+    uint8_t sub;  /* WK_MSG: index in wire_msgs */
+} es_wire_field_t;
+
+enum { WM_MODEL, WM_LAYER, WM_WEIGHTS, WM_NEURONS, WM_ENCODER };
+
+static const es_wire_field_t wf_model[] = {
+    {1, WK_VAR32, 0}, {2, WK_TEXT, 0}, {3, WK_VAR32, 0}, {4, WK_VAR32, 0}, {5, WK_VAR32, 0},
+    {6, WK_VAR32, 0}, {7, WK_VAR32, 0}, {8, WK_MSG, WM_LAYER}, {9, WK_VAR32, 0},
+    {10, WK_MSG, WM_ENCODER}, {11, WK_TEXT, 0}, {12, WK_VAR32, 0}, {13, WK_VAR32, 0},
+    {1000, WK_FIXED32, 0}};
+static const es_wire_field_t wf_layer[] = {
+    {1, WK_VAR32, 0}, {2, WK_VAR32, 0}, {3, WK_MSG, WM_WEIGHTS}, {4, WK_MSG, WM_WEIGHTS},
+    {5, WK_MSG, WM_NEURONS}, {6, WK_TEXT, 0}};
+static const es_wire_field_t wf_weights[] = {
+    {1, WK_VAR32, 0}, {2, WK_VAR32, 0}, {3, WK_VAR32, 0}, {4, WK_BYTES, 0}, {5, WK_VAR32, 0},
+    {6, WK_VAR32, 0}, {7, WK_VAR32, 0}, {8, WK_BYTES, 0}, {9, WK_BYTES, 0}};
+static const es_wire_field_t wf_neurons[] = {
+    {1, WK_VAR32, 0}, {2, WK_VAR32, 0}, {3, WK_VAR32, 0}, {4, WK_BYTES, 0}, {5, WK_VAR32, 0},
+    {6, WK_BYTES, 0}, {7, WK_VAR32, 0}, {8, WK_VAR32, 0}, {9, WK_VAR32, 0}, {10, WK_VAR32, 0},
+    {11, WK_VAR32, 0}};
+static const es_wire_field_t wf_encoder[] = {
+    {1, WK_VAR32, 0}, {2, WK_VAR32, 0}, {3, WK_REP32, 0}, {4, WK_TEXT, 0}};
+
+static const struct {
+    const es_wire_field_t *fields;
+    uint8_t n;
+    const char *name;
+} wire_msgs[] = {
+    {wf_model, sizeof(wf_model) / sizeof(wf_model[0]), "Model"},
+    {wf_layer, sizeof(wf_layer) / sizeof(wf_layer[0]), "Layer"},
+    {wf_weights, sizeof(wf_weights) / sizeof(wf_weights[0]), "Weights"},
+    {wf_neurons, sizeof(wf_neurons) / sizeof(wf_neurons[0]), "Neurons"},
+    {wf_encoder, sizeof(wf_encoder) / sizeof(wf_encoder[0]), "Encoder"},
+};
+
+typedef struct {
+    const uint8_t *b;
+    es_error_t *err;
+    uint32_t encoder_kind; /* Encoder.kind as the parsers merge it: the last one on the wire */
+} es_wire_t;
+
+static bool wire_fail(es_wire_t *w, uint32_t at, uint8_t msg, uint32_t number, const char *what)
+{
+    (void)es_error_set(w->err, ES_ERR_DECODE, at, "blob byte %u, %s field %u: %s", at,
+                       wire_msgs[msg].name, number, what);
+    return false;
+}
+
+/* A varint of at most max bytes at *pos (before end); a 10-byte one must fit 64 bits. */
+static bool wire_varint(const uint8_t *b, uint32_t *pos, uint32_t end, uint32_t max, uint64_t *v)
+{
+    uint64_t r = 0;
+    for (uint32_t i = 0; i < max && *pos < end; ++i) {
+        const uint8_t c = b[(*pos)++];
+        r |= (uint64_t)(c & 0x7Fu) << (7u * i);
+        if ((c & 0x80u) == 0u) {
+            *v = r;
+            return i < 9u || c <= 1u;
+        }
+    }
+    return false;
+}
+
+/* A length prefix (at most 5 bytes) whose bytes fit before end. */
+static bool wire_length(const uint8_t *b, uint32_t *pos, uint32_t end, uint32_t *n)
+{
+    uint64_t v = 0;
+    if (!wire_varint(b, pos, end, 5u, &v) || v > (uint64_t)(end - *pos)) {
+        return false;
+    }
+    *n = (uint32_t)v;
+    return true;
+}
+
+/* Strict UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF), as upb. */
+static bool utf8_ok(const uint8_t *s, uint32_t n)
+{
+    uint32_t i = 0;
+    while (i < n) {
+        const uint8_t c = s[i];
+        uint32_t len, cp, min;
+        if (c < 0x80u) {
+            i++;
+            continue;
+        } else if (c >= 0xC2u && c <= 0xDFu) {
+            len = 2u, cp = c & 0x1Fu, min = 0x80u;
+        } else if ((c & 0xF0u) == 0xE0u) {
+            len = 3u, cp = c & 0x0Fu, min = 0x800u;
+        } else if (c >= 0xF0u && c <= 0xF4u) {
+            len = 4u, cp = c & 0x07u, min = 0x10000u;
+        } else {
+            return false;
+        }
+        if (n - i < len) {
+            return false;
+        }
+        for (uint32_t k = 1; k < len; ++k) {
+            if ((s[i + k] & 0xC0u) != 0x80u) {
+                return false;
+            }
+            cp = (cp << 6) | (s[i + k] & 0x3Fu);
+        }
+        if (cp < min || cp > 0x10FFFFu || (cp >= 0xD800u && cp <= 0xDFFFu)) {
+            return false;
+        }
+        i += len;
+    }
+    return true;
+}
+
+/* Walk bytes [pos, end) as message msg. Depth is bounded by the tables (Model > Layer >
+ * Weights). */
+static bool wire_message(es_wire_t *w, uint32_t pos, uint32_t end, uint8_t msg)
+{
+    const uint8_t *b = w->b;
+    while (pos < end) {
+        const uint32_t at = pos;
+        uint64_t tag = 0, v = 0;
+        uint32_t n = 0;
+        if (!wire_varint(b, &pos, end, 5u, &tag) || tag > 0xFFFFFFFFu || (tag >> 3) == 0u) {
+            return wire_fail(w, at, msg, 0u, "bad tag");
+        }
+        const uint32_t number = (uint32_t)(tag >> 3), wt = (uint32_t)(tag & 7u);
+        const es_wire_field_t *f = NULL;
+        for (uint8_t i = 0; i < wire_msgs[msg].n; ++i) {
+            if (wire_msgs[msg].fields[i].number == number) {
+                f = &wire_msgs[msg].fields[i];
+            }
+        }
+        static const uint8_t want[] = {0u, 0u, 5u, 2u, 2u, 2u}; /* by es_wire_kind_t */
+        if (f == NULL) { /* unknown (a newer format's field): skipped */
+            bool ok = wt == 0u ? wire_varint(b, &pos, end, 10u, &v)
+                    : wt == 1u ? end - pos >= 8u
+                    : wt == 5u ? end - pos >= 4u
+                    : wt == 2u ? wire_length(b, &pos, end, &n)
+                    : false;
+            if (!ok) {
+                return wire_fail(w, at, msg, number, "unknown field does not parse");
+            }
+            pos += wt == 1u ? 8u : wt == 5u ? 4u : n;
+            continue;
+        }
+        if (f->kind == WK_REP32 && wt == 2u) { /* packed */
+            if (!wire_length(b, &pos, end, &n)) {
+                return wire_fail(w, at, msg, number, "bad length");
+            }
+            const uint32_t stop = pos + n;
+            while (pos < stop) {
+                if (!wire_varint(b, &pos, stop, 10u, &v) || v > 0xFFFFFFFFu) {
+                    return wire_fail(w, at, msg, number, "packed value above 2^32-1");
+                }
+            }
+            continue;
+        }
+        if (wt != want[f->kind]) {
+            return wire_fail(w, at, msg, number, "wrong wire type");
+        }
+        switch ((es_wire_kind_t)f->kind) {
+        case WK_VAR32:
+        case WK_REP32:
+            if (!wire_varint(b, &pos, end, 10u, &v) || v > 0xFFFFFFFFu) {
+                return wire_fail(w, at, msg, number, "varint above 2^32-1 or malformed");
+            }
+            if (msg == WM_ENCODER && number == 1u) {
+                w->encoder_kind = (uint32_t)v;
+            }
+            break;
+        case WK_FIXED32:
+            if (end - pos < 4u) {
+                return wire_fail(w, at, msg, number, "truncated");
+            }
+            pos += 4u;
+            break;
+        default: /* WK_BYTES, WK_TEXT, WK_MSG */
+            if (!wire_length(b, &pos, end, &n)) {
+                return wire_fail(w, at, msg, number, "bad length");
+            }
+            if (f->kind == WK_TEXT && !utf8_ok(b + pos, n)) {
+                return wire_fail(w, at, msg, number, "text is not valid UTF-8");
+            }
+            if (f->kind == WK_MSG && !wire_message(w, pos, pos + n, f->sub)) {
+                return false;
+            }
+            pos += n;
+            break;
+        }
+    }
+    return true;
 }
 
 static bool layer_fail(es_parse_ctx_t *ctx, es_status_t code, const char *fmt, ...)
@@ -231,6 +452,8 @@ static bool layer_cb(pb_istream_t *stream, const pb_field_t *field, void **arg)
         &lm.neurons.vth_per_neuron, &lm.neurons.bias_per_neuron,
     };
     for (int i = 0; i < 8; ++i) {
+        sp[i].blob = ctx->blob;
+        sp[i].blob_len = ctx->blob_len;
         cbs[i]->funcs.decode = span_cb;
         cbs[i]->arg = &sp[i];
     }
@@ -341,7 +564,12 @@ es_status_t es_model_parse(es_model_t *m, const uint8_t *blob, uint32_t len, es_
         return es_error_set(err, ES_ERR_MODEL_CRC, len, "content hash mismatch (corrupted blob)");
     }
 
-    es_parse_ctx_t ctx = {m, err, 0, false};
+    es_wire_t wire = {blob, err, 0u};
+    if (!wire_message(&wire, 0u, len, WM_MODEL)) {
+        return ES_ERR_DECODE;
+    }
+
+    es_parse_ctx_t ctx = {m, err, 0, false, blob, len};
     edgespike_Model pm = edgespike_Model_init_zero;
     pm.layers.funcs.decode = layer_cb;
     pm.layers.arg = &ctx;
@@ -375,6 +603,12 @@ es_status_t es_model_parse(es_model_t *m, const uint8_t *blob, uint32_t len, es_
     }
     if ((uint32_t)pm.decoding > 3u) {
         return es_error_set(err, ES_ERR_UNSUPPORTED, 0, "unknown decoding %d", (int32_t)pm.decoding);
+    }
+    /* The device does not encode on board yet, but a blob whose encoder the SDK cannot read
+     * is refused on both sides. */
+    if (wire.encoder_kind > (uint32_t)_edgespike_EncoderKind_MAX) {
+        return es_error_set(err, ES_ERR_UNSUPPORTED, 0, "unknown encoder kind %d",
+                            (int32_t)wire.encoder_kind);
     }
     uint32_t bound = 1u;
     if (pm.input_kind == edgespike_InputKind_INPUT_VALUES) {

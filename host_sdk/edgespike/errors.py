@@ -21,6 +21,16 @@ class BlobError(ModelError):
     """A model blob could not be read (truncated, wrong version, hash mismatch)."""
 
 
+class ModelFormatError(BlobError):
+    """A correctly hashed blob holds something this SDK cannot interpret.
+
+    An unknown enum value (input kind, decoding, encoder, layer kind, weight encoding, reset
+    mode), a per-neuron array whose length is not a whole number of values, or protobuf bytes
+    outside the wire grammar the SDK and the firmware share (docs/SEMANTICS.md, "Which blobs
+    are accepted"). The firmware refuses the same blobs.
+    """
+
+
 class ToolMissing(EdgeSpikeError):
     """A tool or optional package the operation needs is not installed."""
 

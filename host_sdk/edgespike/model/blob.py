@@ -2,6 +2,11 @@
 
 Layout and hash are in docs/SEMANTICS.md ("Content hash"): the serialized ``Model`` message
 with ``content_crc32`` (field 1000) last, holding the CRC-32 of every byte before it.
+
+Reading follows "Which blobs are accepted" in the same file, the rule set the firmware's parser
+(firmware/core/es_model.c) applies too, so that the SDK and a device give the same verdict on
+every blob: the hash, then the protobuf wire grammar (:func:`check_wire`), then every enum
+value, array length, size and range.
 """
 from __future__ import annotations
 
@@ -10,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgespike.errors import BlobError
-from edgespike.model.quantized import EncoderSpec, Layer, Model, Neurons, Weights
+from edgespike.errors import BlobError, ModelFormatError
+from edgespike.model.quantized import VTH_MAX, EncoderSpec, Layer, Model, Neurons, Weights
 from edgespike.protocol import crc32, pb
 
 FORMAT_VERSION = 1
@@ -29,8 +34,164 @@ _DECODINGS = {
 }
 
 
-def _inverse(d: dict[str, str]) -> dict[str, str]:
-    return {v: k for k, v in d.items()}
+_REEXPORT = "export it again with this EdgeSpike version (edgespike quantize, or model.save)"
+
+
+# ---- Wire grammar (docs/SEMANTICS.md, "Which blobs are accepted") ----------------------------
+# nanopb (the firmware) and upb (protobuf's Python parser) accept different malformed bytes:
+# nanopb refuses a known field with the wrong wire type, a varint field (enums included: they
+# have no negative value, so nanopb reads them as uint32) at 2^32 or above, and groups, which
+# upb accepts (as unknown fields, or truncated to 32 bits); upb refuses bad UTF-8 in strings, a
+# malformed encoder message and tags or lengths of more than 5 bytes, which nanopb skips or
+# accepts. Both sides first walk the blob by this grammar, the set both parsers read alike.
+_WT_VARINT, _WT_I64, _WT_LEN, _WT_I32 = 0, 1, 2, 5
+_FD = pb.Model.DESCRIPTOR.fields[0].__class__  # google.protobuf.descriptor.FieldDescriptor
+
+
+class _WireError(Exception):
+    def __init__(self, pos: int, what: str) -> None:
+        super().__init__(what)
+        self.pos = pos
+
+
+def _varint(buf: memoryview, pos: int, end: int, max_bytes: int) -> tuple[int, int]:
+    """Decode a varint of at most ``max_bytes`` bytes at ``pos``; returns (value, next pos)."""
+    value = 0
+    for i in range(max_bytes):
+        if pos >= end:
+            raise _WireError(pos, "a varint runs past the end of its message")
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << (7 * i)
+        if not b & 0x80:
+            if i == 9 and b > 1:
+                raise _WireError(pos - 1, "a varint exceeds 64 bits")
+            return value, pos
+    raise _WireError(pos, f"a varint is longer than {max_bytes} bytes")
+
+
+def _tag(buf: memoryview, pos: int, end: int) -> tuple[int, int, int]:
+    tag, nxt = _varint(buf, pos, end, 5)
+    if tag >= 1 << 32:
+        raise _WireError(pos, "a field tag exceeds 32 bits")
+    if tag >> 3 == 0:
+        raise _WireError(pos, "field number 0")
+    return tag >> 3, tag & 7, nxt
+
+
+def _length(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
+    n, nxt = _varint(buf, pos, end, 5)
+    if n > end - nxt:
+        raise _WireError(pos, f"a length of {n} bytes runs past the end of its message")
+    return n, nxt
+
+
+def _skip(buf: memoryview, pos: int, end: int, wt: int) -> int:
+    if wt == _WT_VARINT:
+        return _varint(buf, pos, end, 10)[1]
+    if wt in (_WT_I64, _WT_I32):
+        size = 8 if wt == _WT_I64 else 4
+        if size > end - pos:
+            raise _WireError(pos, "a fixed-size value runs past the end of its message")
+        return pos + size
+    if wt == _WT_LEN:
+        n, pos = _length(buf, pos, end)
+        return pos + n
+    raise _WireError(pos, f"wire type {wt} (groups and types 6, 7 are not allowed)")
+
+
+#: varint types of the model messages: nanopb refuses values of 2^32 and above.
+_VARINT_32 = (_FD.TYPE_UINT32, _FD.TYPE_SINT32, _FD.TYPE_ENUM)
+
+
+def _check_message(buf: memoryview, pos: int, end: int, desc, path: str) -> None:
+    fields = desc.fields_by_number
+    while pos < end:
+        start = pos
+        number, wt, pos = _tag(buf, pos, end)
+        fd = fields.get(number)
+        if fd is None:  # unknown fields are skipped (newer formats add fields)
+            pos = _skip(buf, pos, end, wt)
+            continue
+        where = f"{path}.{fd.name} (field {number})"
+        # (FieldDescriptor.label is gone from protobuf 7, is_repeated new in 4.x: take either)
+        repeated = getattr(fd, "is_repeated", None)
+        if repeated is None:
+            repeated = fd.label == _FD.LABEL_REPEATED
+        if fd.type in _VARINT_32:
+            if wt == _WT_LEN and repeated:  # packed
+                n, pos = _length(buf, pos, end)
+                stop = pos + n
+                while pos < stop:
+                    value, nxt = _varint(buf, pos, stop, 10)
+                    if value >= 1 << 32:
+                        raise _WireError(pos, f"{where} holds {value}, above 2^32 - 1")
+                    pos = nxt
+                continue
+            if wt != _WT_VARINT:
+                raise _WireError(start, f"{where} has wire type {wt}, not 0 (varint)")
+            value, nxt = _varint(buf, pos, end, 10)
+            if value >= 1 << 32:
+                raise _WireError(pos, f"{where} holds {value}, above 2^32 - 1")
+            pos = nxt
+        elif fd.type == _FD.TYPE_FIXED32:
+            if wt != _WT_I32:
+                raise _WireError(start, f"{where} has wire type {wt}, not 5 (fixed32)")
+            pos = _skip(buf, pos, end, wt)
+        elif fd.type in (_FD.TYPE_BYTES, _FD.TYPE_STRING, _FD.TYPE_MESSAGE):
+            if wt != _WT_LEN:
+                raise _WireError(start, f"{where} has wire type {wt}, not 2 (length-delimited)")
+            n, pos = _length(buf, pos, end)
+            if fd.type == _FD.TYPE_STRING:
+                try:
+                    bytes(buf[pos:pos + n]).decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise _WireError(pos + exc.start, f"{where} is not valid UTF-8") from None
+            elif fd.type == _FD.TYPE_MESSAGE:
+                _check_message(buf, pos, pos + n, fd.message_type, f"{path}.{fd.name}")
+            pos += n
+        else:  # a type the firmware's grammar table (es_model.c) does not know yet
+            raise RuntimeError(f"check_wire: {where} has a type this checker does not handle; "
+                               "extend it here and in firmware/core/es_model.c together")
+
+
+def check_wire(blob: bytes) -> None:
+    """Check ``blob`` (hash field included) against the wire grammar of docs/SEMANTICS.md.
+
+    Raises:
+        ModelFormatError: with the byte offset and the field at fault.
+    """
+    buf = memoryview(blob)
+    try:
+        _check_message(buf, 0, len(buf), pb.Model.DESCRIPTOR, "Model")
+    except _WireError as exc:
+        raise ModelFormatError(f"model blob is malformed at byte {exc.pos}: {exc}; the blob was "
+                               f"altered or not written by EdgeSpike: {_REEXPORT}") from None
+
+
+def _enum(value: int, names: dict[int, str], what: str, where: str = "") -> str:
+    """The SDK's name of an enum value, or :class:`ModelFormatError` for an unknown one."""
+    if value in names:
+        return names[value]
+    known = ", ".join(f"{n}={v}" for v, n in sorted(names.items()))
+    prefix = f"{where}: " if where else ""
+    raise ModelFormatError(f"model blob {prefix}unknown {what} {value} (this SDK reads {known}); "
+                           f"the blob comes from a newer EdgeSpike or was altered: {_REEXPORT}")
+
+
+def _numbers(enum_type, names: dict[str, str]) -> dict[int, str]:
+    """{protobuf enum number: SDK name} for a name table such as _ENCODINGS."""
+    return {enum_type.Value(v): k for k, v in names.items()}
+
+
+def _per_neuron_array(data: bytes, dtype: str, count: int, name: str, where: str) -> np.ndarray:
+    """A per-neuron array of ``count`` values; ModelFormatError if its length is not that."""
+    item = np.dtype(dtype).itemsize
+    if len(data) != count * item:
+        raise ModelFormatError(
+            f"model blob {where}: {name} is {len(data)} bytes; it must hold one {item}-byte "
+            f"value per neuron ({count} neurons, {count * item} bytes): {_REEXPORT}")
+    return np.frombuffer(data, dtype=dtype).astype(np.int64)
 
 
 def pack_ternary(codes: np.ndarray) -> bytes:
@@ -74,8 +235,11 @@ def _weights_to_pb(w: Weights, msg) -> None:
                 setattr(msg, f"{name}_per_neuron", np.asarray(val, dtype=np.uint8).tobytes())
 
 
-def _weights_from_pb(msg) -> Weights:
-    enc = _inverse(_ENCODINGS)[pb.WeightEncoding.Name(msg.encoding)]
+def _weights_from_pb(msg, where: str) -> Weights:
+    enc = _enum(msg.encoding, _numbers(pb.WeightEncoding, _ENCODINGS), "weight encoding", where)
+    if msg.fan_in < 1 or msg.fan_out < 1:
+        raise BlobError(f"model blob is invalid: {where}: empty weight matrix "
+                        f"{msg.fan_in}x{msg.fan_out}")
     if enc == "int8":
         if len(msg.data) != msg.fan_in * msg.fan_out:
             raise BlobError(f"int8 data is {len(msg.data)} bytes, expected {msg.fan_in * msg.fan_out}")
@@ -85,7 +249,8 @@ def _weights_from_pb(msg) -> Weights:
     a: dict[str, int | np.ndarray] = {}
     for name in ("a_pos", "a_neg"):
         per = getattr(msg, f"{name}_per_neuron")
-        a[name] = np.frombuffer(per, dtype=np.uint8).astype(np.int64) if per else int(getattr(msg, name))
+        a[name] = (_per_neuron_array(per, "u1", msg.fan_out, f"{name}_per_neuron", where) if per
+                   else int(getattr(msg, name)))
     return Weights(values=codes, exp=msg.exp, encoding="ternary", **a)
 
 
@@ -106,19 +271,24 @@ def _neurons_to_pb(n: Neurons, size: int, msg) -> None:
     msg.adapt_decay = int(n.adapt_decay)
 
 
-def _neurons_from_pb(msg, size: int) -> Neurons:
+def _neurons_from_pb(msg, size: int, where: str) -> Neurons:
+    reset = _enum(msg.reset, _numbers(pb.ResetMode, _RESETS), "reset mode", where)
+    # The scalars must be in range even when a per-neuron array overrides them (as the
+    # firmware checks them).
+    if msg.vth > VTH_MAX:
+        raise BlobError(f"model blob is invalid: {where}: vth={msg.vth} outside 0..{VTH_MAX}")
+    if not -4096 <= msg.bias_mant <= 4095:
+        raise BlobError(f"model blob is invalid: {where}: bias_mant={msg.bias_mant} outside "
+                        "-4096..4095")
     vth: int | np.ndarray = int(msg.vth)
     if msg.vth_per_neuron:
-        vth = np.frombuffer(msg.vth_per_neuron, dtype="<u4").astype(np.int64)
+        vth = _per_neuron_array(msg.vth_per_neuron, "<u4", size, "vth_per_neuron", where)
     bias: int | np.ndarray = int(msg.bias_mant)
     if msg.bias_per_neuron:
-        bias = np.frombuffer(msg.bias_per_neuron, dtype="<i2").astype(np.int64)
-    for name, arr in (("vth_per_neuron", vth), ("bias_per_neuron", bias)):
-        if np.ndim(arr) and len(arr) != size:
-            raise BlobError(f"{name} has {len(arr)} values for {size} neurons")
+        bias = _per_neuron_array(msg.bias_per_neuron, "<i2", size, "bias_per_neuron", where)
     return Neurons(
         du=msg.du, dv=msg.dv, vth=vth, bias_mant=bias, bias_exp=msg.bias_exp,
-        reset=_inverse(_RESETS)[pb.ResetMode.Name(msg.reset)], refractory=msg.refractory,
+        reset=reset, refractory=msg.refractory,
         adapt_step=msg.adapt_step, adapt_decay=msg.adapt_decay,
     )
 
@@ -160,33 +330,52 @@ def to_bytes(model: Model) -> bytes:
     return body + HASH_TAG + struct.pack("<I", crc32(body))
 
 
+_LAYER_KINDS = {pb.LayerKind.Value("LAYER_DENSE"): "dense",
+                pb.LayerKind.Value("LAYER_RECURRENT"): "recurrent"}
+
+
 def from_bytes(blob: bytes) -> Model:
-    """Parse and validate blob bytes; raises :class:`BlobError` on any inconsistency."""
+    """Parse and validate blob bytes (docs/SEMANTICS.md, "Which blobs are accepted").
+
+    Raises:
+        BlobError: hash missing or wrong, or a size or range the validator refuses.
+        ModelFormatError: (a BlobError) the bytes are outside the wire grammar, or hold an
+            unknown enum value or a per-neuron array of the wrong length.
+    """
+    blob = bytes(blob)
     if len(blob) < 6 or blob[-6:-4] != HASH_TAG:
         raise BlobError("not an EdgeSpike model blob: the content hash is missing (truncated?)")
     body, (stored,) = blob[:-6], struct.unpack("<I", blob[-4:])
     if crc32(body) != stored:
         raise BlobError(f"content hash mismatch: blob says {stored:08x}, bytes give {crc32(body):08x}")
+    check_wire(blob)
     msg = pb.Model()
     try:
         msg.ParseFromString(blob)
-    except Exception as exc:  # protobuf raises its own DecodeError
-        raise BlobError(f"model blob does not decode: {exc}") from exc
+    except Exception as exc:  # protobuf's DecodeError; check_wire should have caught it first
+        raise ModelFormatError(f"model blob does not decode: {exc}; {_REEXPORT}") from exc
     if msg.format_version != FORMAT_VERSION:
-        raise BlobError(f"blob format version {msg.format_version}; this SDK reads {FORMAT_VERSION}")
+        raise ModelFormatError(f"blob format version {msg.format_version}; this SDK reads "
+                               f"{FORMAT_VERSION}: {_REEXPORT}")
     layers = []
-    for lm in msg.layers:
-        weights = _weights_from_pb(lm.weights)
-        recurrent = _weights_from_pb(lm.recurrent) if lm.kind == pb.LayerKind.Value("LAYER_RECURRENT") else None
-        layers.append(Layer(weights=weights, neurons=_neurons_from_pb(lm.neurons, lm.size),
+    for i, lm in enumerate(msg.layers):
+        where = f"layer {i}"
+        lkind = _enum(lm.kind, _LAYER_KINDS, "layer kind", where)
+        weights = _weights_from_pb(lm.weights, where)
+        if lm.size != weights.fan_out:
+            raise BlobError(f"model blob is invalid: {where}: size {lm.size} != weights fan_out "
+                            f"{weights.fan_out}")
+        recurrent = _weights_from_pb(lm.recurrent, f"{where} recurrent") if lkind == "recurrent" else None
+        layers.append(Layer(weights=weights, neurons=_neurons_from_pb(lm.neurons, lm.size, where),
                             recurrent=recurrent, name=lm.name))
-    kind = _inverse(_INPUTS)[pb.InputKind.Name(msg.input_kind)]
+    kind = _enum(msg.input_kind, _numbers(pb.InputKind, _INPUTS), "input kind")
+    decoding = _enum(msg.decoding, _numbers(pb.Decoding, _DECODINGS), "decoding")
+    encoders = {v.number: v.name[len("ENCODER_"):].lower() for v in pb.EncoderKind.DESCRIPTOR.values}
     model = Model(
         input_size=msg.input_size, timesteps=msg.timesteps, layers=layers, input_kind=kind,
         input_max_abs=msg.input_max_abs if kind == "values" else 1,
-        decoding=_inverse(_DECODINGS)[pb.Decoding.Name(msg.decoding)], name=msg.name,
-        dt_us=msg.dt_us,
-        encoder=EncoderSpec(kind=pb.EncoderKind.Name(msg.encoder.kind)[len("ENCODER_"):].lower(),
+        decoding=decoding, name=msg.name, dt_us=msg.dt_us,
+        encoder=EncoderSpec(kind=_enum(msg.encoder.kind, encoders, "encoder kind"),
                             channels=msg.encoder.channels, thresholds=list(msg.encoder.thresholds),
                             params_json=msg.encoder.params_json),
         labels=list(msg.labels), stream_window=msg.stream_window, stream_hop=msg.stream_hop,
