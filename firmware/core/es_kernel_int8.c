@@ -231,15 +231,13 @@ static void values_pass_a6(const int8_t *base, const es_i8_pair_t *pairs, uint32
     values_pass(base, pairs, np, n, s, ES_OUT_A6, sh);
 }
 
+/* Several passes (more than ES_I8_PAIRS pairs): raw sums, stored by the first, added after;
+ * rare enough to share one loop that tests `first` per block. */
 static void values_pass_raw(const int8_t *base, const es_i8_pair_t *pairs, uint32_t np,
                             uint32_t n, int32_t *s, bool first)
 {
     const es_a6_shift_t none = {0u, 0u};
-    if (first) {
-        values_pass(base, pairs, np, n, s, ES_OUT_STORE, none);
-    } else {
-        values_pass(base, pairs, np, n, s, ES_OUT_ADD, none);
-    }
+    values_pass(base, pairs, np, n, s, first ? ES_OUT_STORE : ES_OUT_ADD, none);
 }
 #endif
 

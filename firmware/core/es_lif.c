@@ -136,14 +136,11 @@ ES_INLINE uint32_t lif_fast(const es_fast_consts_t *c, int32_t *u, int32_t *v, c
     {                                                                                            \
         return lif_fast(c, u, v, in6, vth_pn, v_base, n, spk, quiet, has_in, um, pn, v_hi);      \
     }
-/* du = 4096 and 4096 - dv >= 2048 (the usual slow leak); with input: |a_in| < 2^17 or not;
- * without: u = 0 either way */
+/* du = 4096 and 4096 - dv >= 2048 (the usual slow leak), with input: |a_in| < 2^17 or not */
 ES_LIF_VARIANT(lif_direct_vth, true, ES_U_DIRECT, false, true)
 ES_LIF_VARIANT(lif_direct_vthpn, true, ES_U_DIRECT, true, true)
 ES_LIF_VARIANT(lif_wrap_vth, true, ES_U_WRAP, false, true)
 ES_LIF_VARIANT(lif_wrap_vthpn, true, ES_U_WRAP, true, true)
-ES_LIF_VARIANT(lif_quiet_vth, false, ES_U_DIRECT, false, true)
-ES_LIF_VARIANT(lif_quiet_vthpn, false, ES_U_DIRECT, true, true)
 
 /* Every other fast case: the options as runtime values. */
 static uint32_t lif_fast_any(const es_fast_consts_t *c, int32_t *u, int32_t *v, const int32_t *in6,
@@ -258,12 +255,8 @@ static uint32_t run_fast(const es_lif_plan_t *p, const es_neurons_t *n, const es
     const uint8_t *pn = n->vth_pn != NULL ? n->vth_pn + 4u * k0 : NULL;
     int32_t *u = s->u + k0, *v = s->v + k0;
     const uint32_t cnt = k1 - k0;
-    if (p->loop >= ES_LOOP_ANY) {
-        return lif_fast_any(p, u, v, a6, pn, s->v, cnt, spk_out, quiet, (p->loop & 1u) != 0u);
-    }
-    if (a6 == NULL) {
-        return pn != NULL ? lif_quiet_vthpn(p, u, v, a6, pn, s->v, cnt, spk_out, quiet)
-                          : lif_quiet_vth(p, u, v, a6, pn, s->v, cnt, spk_out, quiet);
+    if (p->loop >= ES_LOOP_ANY || a6 == NULL) { /* a step without input is the rarer case */
+        return lif_fast_any(p, u, v, a6, pn, s->v, cnt, spk_out, quiet, p->v_hi);
     }
     switch (p->loop) {
     case ES_LOOP_DIRECT: return lif_direct_vth(p, u, v, a6, pn, s->v, cnt, spk_out, quiet);

@@ -305,13 +305,24 @@ static void stream_step(es_link_t *l)
     }
 }
 
+/* ceil(cycles / cycles_per_us), at least 1 and below ES_LINK_IDLE. In 32-bit divisions
+ * (the M4 has a divide instruction; a 64-bit one would pull 700 bytes of libgcc): the divisor
+ * is a clock in MHz, below 2^16, so the quotient is taken 16 bits at a time. */
 static uint32_t cycles_to_us(const es_link_t *l, uint64_t cycles)
 {
-    uint64_t us = (cycles + l->port.cycles_per_us - 1u) / l->port.cycles_per_us;
-    if (us == 0u) {
-        us = 1u;
+    const uint32_t d = l->port.cycles_per_us;
+    const uint32_t hi = (uint32_t)(cycles >> 32), lo = (uint32_t)cycles;
+    if (d >= 0x10000u || hi >= d) {
+        return ES_LINK_IDLE - 1u; /* 2^32 us or more, or a clock this code does not expect */
     }
-    return us >= ES_LINK_IDLE ? ES_LINK_IDLE - 1u : (uint32_t)us;
+    const uint32_t a = (hi << 16) | (lo >> 16);
+    const uint32_t b = ((a % d) << 16) | (lo & 0xFFFFu);
+    const uint32_t q = ((a / d) << 16) | (b / d);
+    if (q >= ES_LINK_IDLE - 1u) {
+        return ES_LINK_IDLE - 1u;
+    }
+    const uint32_t us = q + (b % d != 0u ? 1u : 0u);
+    return us == 0u ? 1u : us;
 }
 
 uint32_t es_link_poll(es_link_t *l)
