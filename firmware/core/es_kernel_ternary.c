@@ -35,26 +35,17 @@ ES_INLINE uint32_t tern_apn(const es_weights_t *w, uint32_t k)
 #define ES_T_M1 0x11111111u
 #define ES_T_M4 0x0F0F0F0Fu
 
-/* The codes of a block: nb bytes (4 or 1: 16 or 4 neurons). */
-ES_INLINE uint32_t ld_codes(const uint8_t *p, const uint32_t nb)
-{
-    if (nb == 4u) {
-        return es_ld32(p);
-    }
-    return p[0];
-}
-
-/* Byte accumulator i holds (P, P, N, N) of neurons (ES_T_LANE[i], + 4): see flush. */
+/* Byte accumulator i holds (P, P, N, N) of neurons (ES_T_LANE[i], + 4): see tern_count. */
 static const uint8_t ES_T_LANE[8] = {0, 2, 8, 10, 1, 3, 9, 11};
 
 /* Counts of at most 15 rows: nibble lanes -> the byte accumulators b[]. */
 ES_INLINE void tern_count(const uint8_t *base, uint32_t stride, const uint16_t *pi,
-                          const uint16_t *pend, const uint32_t nb, uint32_t *b)
+                          const uint16_t *pend, uint32_t *b)
 {
     const uint32_t m = ES_T_M1;
     uint32_t n0 = 0, n1 = 0, n2 = 0, n3 = 0;
     while (pi != pend) {
-        const uint32_t w = ld_codes(base + (uint32_t)*pi++ * stride, nb);
+        const uint32_t w = es_ld32(base + (uint32_t)*pi++ * stride);
         n0 += w & m;         /* + of neurons 0, 2, .., 14 */
         n1 += (w >> 1) & m;  /* - of neurons 0, 2, .., 14 */
         n2 += (w >> 2) & m;  /* + of neurons 1, 3, .., 15 */
@@ -64,26 +55,23 @@ ES_INLINE void tern_count(const uint8_t *base, uint32_t stride, const uint16_t *
     uint32_t t = es_pkhbt16(n0, n1);
     b[0] += t & ES_T_M4;
     b[1] += (t >> 4) & ES_T_M4;
+    t = es_pkhtb16(n0, n1);
+    b[2] += t & ES_T_M4;
+    b[3] += (t >> 4) & ES_T_M4;
     t = es_pkhbt16(n2, n3);
     b[4] += t & ES_T_M4;
     b[5] += (t >> 4) & ES_T_M4;
-    if (nb == 4u) {
-        t = es_pkhtb16(n0, n1);
-        b[2] += t & ES_T_M4;
-        b[3] += (t >> 4) & ES_T_M4;
-        t = es_pkhtb16(n2, n3);
-        b[6] += t & ES_T_M4;
-        b[7] += (t >> 4) & ES_T_M4;
-    }
+    t = es_pkhtb16(n2, n3);
+    b[6] += t & ES_T_M4;
+    b[7] += (t >> 4) & ES_T_M4;
 }
 
-/* One block of 4 * nb neurons at s (k = neuron index of s[0] in the layer). */
+/* Neurons [k, k + lim) (lim <= 16) of a block of 16 whose codes start at base in each row. */
 static void tern_block(const es_weights_t *w, const uint8_t *base, uint32_t stride,
-                       const uint16_t *idx, uint32_t nrows, uint32_t nb, uint32_t k, int32_t *s,
+                       const uint16_t *idx, uint32_t nrows, uint32_t k, uint32_t lim, int32_t *s,
                        es_a6_shift_t sh)
 {
     const bool one_pass = nrows <= ES_T_BYTE_ROWS;
-    const uint32_t width = 4u * nb;
     const bool per_neuron = w->a_pos_pn != NULL || w->a_neg_pn != NULL;
     const uint32_t apn = tern_apn(w, 0);
     bool first = true;
@@ -95,46 +83,42 @@ static void tern_block(const es_weights_t *w, const uint8_t *base, uint32_t stri
         }
         for (uint32_t q = r0; q < r1; q += ES_T_NIBBLE_ROWS) {
             const uint32_t q1 = r1 - q > ES_T_NIBBLE_ROWS ? q + ES_T_NIBBLE_ROWS : r1;
-            if (nb == 4u) {
-                tern_count(base, stride, idx + q, idx + q1, 4u, b);
-            } else {
-                tern_count(base, stride, idx + q, idx + q1, 1u, b);
-            }
+            tern_count(base, stride, idx + q, idx + q1, b);
         }
-        for (uint32_t i = 0; i < 8u; ++i) {
-            const uint32_t lanes[2] = {es_uxtb16(b[i]), es_uxtb16_ror8(b[i])};
-            for (uint32_t h = 0; h < 2u; ++h) {
-                const uint32_t kk = ES_T_LANE[i] + 4u * h;
-                if (kk >= width) {
-                    continue;
-                }
-                const int32_t v = es_smusd(lanes[h], per_neuron ? tern_apn(w, k + kk) : apn);
-                s[kk] = one_pass ? es_a6(v, sh) : (first ? v : s[kk] + v);
+        for (uint32_t i = 0; i < 16u; ++i) {
+            /* (P | N << 16) of neuron kk: byte lanes 0 and 2, or 1 and 3, of accumulator i & 7 */
+            const uint32_t kk = ES_T_LANE[i & 7u] + (i & 8u) / 2u;
+            if (kk >= lim) {
+                continue;
             }
+            const uint32_t pn = i < 8u ? es_uxtb16(b[i]) : es_uxtb16_ror8(b[i & 7u]);
+            const int32_t v = es_smusd(pn, per_neuron ? tern_apn(w, k + kk) : apn);
+            s[kk] = one_pass ? es_a6(v, sh) : (first ? v : s[kk] + v);
         }
         first = false;
     }
     if (!one_pass) {
-        es_a6_all(s, width, sh);
+        es_a6_all(s, lim, sh);
     }
 }
 
+/* Blocks of 16 neurons; the last overlaps the one before it (n >= 16) or, for n < 16, reads
+ * past the row's codes: at most 3 bytes, into the next row or, after the last row, into the
+ * blob's 6-byte content hash that always follows (es_model_parse); those lanes are dropped. */
 static void spikes_dsp(const es_weights_t *w, const uint16_t *idx, uint32_t nrows, uint32_t k0,
                        uint32_t n, int32_t *sum)
 {
     const es_a6_shift_t sh = es_a6_shift(w->exp);
     const uint32_t stride = tern_stride(w);
-    const uint32_t nb = n >= 16u ? 4u : 1u;
-    const uint32_t width = 4u * nb;
-    for (uint32_t k = 0;; k += width) {
-        if (k + width > n) {
-            /* overlap the previous block; k stays a multiple of 4 (whole code bytes), and the
-             * lanes past n are padding codes of the row (sum has room for them) */
-            k = n > width ? (n - width + 3u) & ~3u : 0u;
+    const uint32_t n4 = (n + 3u) & ~3u; /* sum has room for whole code bytes */
+    for (uint32_t k = 0;; k += 16u) {
+        if (k + 16u > n4) {
+            k = n4 > 16u ? n4 - 16u : 0u; /* a multiple of 4: whole code bytes */
         }
         const uint8_t *base = w->data + (k0 + k) / 4u;
-        tern_block(w, base, stride, idx, nrows, nb, k0 + k, sum + k, sh);
-        if (k + width >= n) {
+        const uint32_t lim = n4 - k < 16u ? n4 - k : 16u;
+        tern_block(w, base, stride, idx, nrows, k0 + k, lim, sum + k, sh);
+        if (k + 16u >= n4) {
             break;
         }
     }
