@@ -102,6 +102,14 @@ ES_ASM_INLINE uint32_t es_pkhtb16(uint32_t a, uint32_t b)
     return r;
 }
 
+/* A constant the compiler must keep in a register: then `x >> s & m` is one AND with a
+ * shifted operand, where GCC would otherwise emit LSR + AND-immediate for an encodable m. */
+ES_ASM_INLINE uint32_t es_reg(uint32_t m)
+{
+    __asm__("" : "+r"(m));
+    return m;
+}
+
 /* acc + a.lo * b.lo + a.hi * b.hi (signed 16-bit lanes) */
 ES_ASM_INLINE int32_t es_smlad(uint32_t a, uint32_t b, int32_t acc)
 {

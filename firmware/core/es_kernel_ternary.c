@@ -42,7 +42,7 @@ static const uint8_t ES_T_LANE[8] = {0, 2, 8, 10, 1, 3, 9, 11};
 ES_INLINE void tern_count(const uint8_t *base, uint32_t stride, const uint16_t *pi,
                           const uint16_t *pend, uint32_t *b)
 {
-    const uint32_t m = ES_T_M1;
+    const uint32_t m = es_reg(ES_T_M1);
     uint32_t n0 = 0, n1 = 0, n2 = 0, n3 = 0;
     while (pi != pend) {
         const uint32_t w = es_ld32(base + (uint32_t)*pi++ * stride);
@@ -188,7 +188,7 @@ static uint32_t collect_pairs(const es_weights_t *w, const int32_t *x, uint32_t 
 ES_INLINE void values_block4(const uint8_t *bq, const es_t_pair_t *pairs, uint32_t np, int32_t *s,
                              bool first, bool only, es_a6_shift_t sh)
 {
-    const uint32_t m = 0x00010001u;
+    const uint32_t m = es_reg(0x00010001u);
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     if (!first) {
         a0 = s[0];
