@@ -118,6 +118,7 @@ class Op:
         shifted: a shifted register operand, extension, bit-field or wide immediate (one per
             cycle on the M7).
         v6m: exists in ARMv6-M (the Cortex-M0's instruction set).
+        wback: the base register a load/store writes back (also in ``dst``).
     """
 
     addr: int
@@ -135,6 +136,7 @@ class Op:
     literal: bool = False
     shifted: bool = False
     v6m: bool = True
+    wback: frozenset = frozenset()
 
     @property
     def memory(self) -> bool:
@@ -246,15 +248,15 @@ def classify(addr: int, size: int, mnemonic: str, operands: str) -> Op:
             n = 1
         load = kind in ("load", "loadd")
         dst = set(data) if load else set()
-        if writeback and addr_regs:
-            dst.add(addr_regs[0])
+        wback = {addr_regs[0]} if writeback and addr_regs else set()
+        dst |= wback
         writes_pc = load and 15 in data
         if base in ("pld", "pli"):
             dst, writes_pc = set(), False
         return Op(kind=kind, n=n, dst=frozenset(dst - {15}),
                   src=frozenset(() if load else data), areg=frozenset(areg),
                   pc=writes_pc, branch="load" if writes_pc else "", reg_offset=reg_offset,
-                  literal=literal, **kw)
+                  literal=literal, wback=frozenset(wback - {15}), **kw)
     regs = _regs(ops_nosym)
     imm = [int(v, 0) for v in re.findall(r"#(-?(?:0x[0-9a-f]+|\d+))", ops_nosym)]
     shifted = bool(re.search(r"\b(lsl|lsr|asr|ror|rrx)\b", ops_nosym)) and base not in (
@@ -321,8 +323,11 @@ def parse_sequence(text: str, start: int = 0x1000) -> list[Op]:
 
 # ------------------------------------------------------------------------------- the models
 
-def _prev_load(prev: Optional[Op]) -> bool:
-    return prev is not None and prev.kind == "load"
+def _pipelines(prev: Optional[Op], op: Op) -> bool:
+    """M4 TRM 3.3.2: a load or store right after a single load has one cycle removed when
+    the first load's destination is not used to compute its address."""
+    return (prev is not None and prev.kind == "load"
+            and not ((prev.dst - prev.wback) & op.areg))
 
 
 def _agu_stall(prev: Optional[Op], op: Op) -> bool:
@@ -346,14 +351,14 @@ def _costs_m4(ops: Sequence[Op], case: str) -> list[float]:
             c = {"low": 2.0, "central": 7.0, "high": 12.0}[case]
         elif k == "load":
             c = 2.0
-            if _prev_load(prev) and not (prev.dst & op.areg) and case != "high":
+            if _pipelines(prev, op) and case != "high":
                 c = 1.0  # pipelined behind the previous load
             if op.literal and case == "high":
                 c += 1.0  # "might add a cycle because of contention with the fetch unit"
         elif k == "store":
             if op.reg_offset:
                 c = 2.0
-                if _prev_load(prev) and not (prev.dst & op.areg) and case != "high":
+                if _pipelines(prev, op) and case != "high":
                     c = 1.0
             else:
                 c = 2.0 if case == "high" else 1.0  # "STR Rx,[Ry,#imm] is always one cycle"
@@ -590,29 +595,24 @@ def skipped_cost(op: Op, full: float, core: str) -> float:
     return min(full, 1.0)
 
 
-def sequence_cycles(text_or_ops: str | Sequence[Op], core: str, case: str = "central", *,
-                    taken: Iterable[bool] = (), loop: bool = False) -> float:
-    """Cycles of a hand-written sequence run once, for tests and the ANN baseline.
+def sequence_cycles(seq: str | Sequence[Op], core: str, case: str = "central",
+                    taken: Optional[Sequence[bool]] = None) -> float:
+    """Cycles of a hand-written straight-line sequence run once (tests, the ANN baseline).
 
-    ``taken``: for each branch in the sequence, in order, whether it is taken (default: taken
-    when it is the last instruction and ``loop`` is set, else not taken). A taken branch jumps
-    to the first instruction of the sequence (a loop back-edge) when it is the last
-    instruction, else to the instruction after it.
+    ``taken``: for each PC-writing instruction in order, whether it jumps (default: a
+    conditional branch falls through, anything else jumps). A taken branch that is the last
+    instruction jumps back to the first (a loop's back edge); elsewhere, to the next one.
     """
-    ops = parse_sequence(text_or_ops) if isinstance(text_or_ops, str) else list(text_or_ops)
+    ops = parse_sequence(seq) if isinstance(seq, str) else list(seq)
     total = float(sum(static_costs(ops, core, case)))
-    flags = list(taken)
-    bi = 0
-    for i, op in enumerate(ops):
-        if not op.pc:
-            continue
-        is_taken = flags[bi] if bi < len(flags) else (loop and i == len(ops) - 1)
-        if not op.cond and op.kind == "branch":
-            is_taken = True if bi >= len(flags) else flags[bi]
-        bi += 1
-        target = ops[0] if i == len(ops) - 1 else (ops[i + 1] if i + 1 < len(ops) else None)
-        total += branch_site_cost(op, [(target, 1)] if is_taken else [],
-                                  0 if is_taken else 1, core, case)
+    sites = [i for i, op in enumerate(ops) if op.pc]
+    flags = list(taken) if taken is not None else [not ops[i].cond for i in sites]
+    if len(flags) != len(sites):
+        raise ValueError(f"taken has {len(flags)} flags for {len(sites)} branches")
+    for i, jumps in zip(sites, flags):
+        target = ops[0] if i == len(ops) - 1 else ops[i + 1]
+        total += branch_site_cost(ops[i], [(target, 1)] if jumps else [], 0 if jumps else 1,
+                                  core, case)
     return total
 
 
