@@ -147,13 +147,17 @@ def estimate_cycles(model: Model, inputs: np.ndarray, *, board: str = "mps2-an38
                     cores: Sequence[str] = DEFAULT_CORES, hotspots: int = 10,
                     device_instructions: Optional[float] = None,
                     device_layer_instructions: Optional[Sequence[float]] = None,
+                    static: Optional[bool] = None,
                     timeout_s: float = 600.0) -> CycleEstimate:
     """Trace ``inputs`` on the emulated board and estimate cycles per inference per core.
 
     ``device_instructions`` / ``device_layer_instructions``: the device's exact instruction
     counts per inference (QEMU -icount), used for the cores that run the device's build; by
-    default the traced runner's own counts. Raises :class:`~edgespike.errors.ToolMissing`
-    when the plugin or an image is missing (the caller decides whether that is fatal).
+    default the traced runner's own counts. ``static``: as the runner's (None: values inputs
+    the same at every step take the static path); the link firmware has no static path, so
+    a device's run is traced with ``static=False``. Raises
+    :class:`~edgespike.errors.ToolMissing` when the plugin or an image is missing (the caller
+    decides whether that is fatal).
     """
     unknown = [c for c in cores if c not in CORES]
     if unknown:
@@ -165,7 +169,7 @@ def estimate_cycles(model: Model, inputs: np.ndarray, *, board: str = "mps2-an38
         if build not in runs:
             try:
                 runs[build] = trace_batch(model, inputs, board=board, kernels=build,
-                                          timeout_s=timeout_s)
+                                          timeout_s=timeout_s, static=static)
             except EdgeSpikeError as exc:
                 if build == "default":
                     raise
@@ -182,6 +186,12 @@ def estimate_cycles(model: Model, inputs: np.ndarray, *, board: str = "mps2-an38
             out.hotspots, out.hotspots_core = spots, core
         if same and not out.trace_instructions:
             w = max(1, run.trace.windows)
+            traced = float(np.mean([o.cycles for o in run.outputs])) if run.outputs else 0.0
+            if device_instructions is not None and abs(traced - device_instructions) > \
+                    80 + 0.01 * device_instructions:
+                out.notes.append(f"the traced run counted {traced:,.0f} instructions per "
+                                 f"inference, the device {device_instructions:,.0f}: the "
+                                 "device's figure was scaled by the traced code's CPI")
             out.trace_instructions = tc.total_instructions() / w
             out.misaligned = tc.misaligned / w
             out.jumps = tc.jumps / w

@@ -326,7 +326,8 @@ def device_estimate(model: Model, inputs: np.ndarray, device_out: Sequence[RunOu
         est = estimate_cycles(
             model, inputs, cores=cores, hotspots=hotspots,
             device_instructions=summ.cycles if summ else None,
-            device_layer_instructions=[la.cycles for la in summ.layers] if summ else None)
+            device_layer_instructions=[la.cycles for la in summ.layers] if summ else None,
+            static=False)  # the link firmware computes every step (no static-input path)
     except EdgeSpikeError as exc:
         log.info("no cycle estimate: %s", exc)
         return None, str(exc)
