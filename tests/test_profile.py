@@ -146,6 +146,27 @@ class TestOnTheEmulatedBoard:
             assert est.hotspots and est.hotspots_core == "cortex-m4"
         assert r.memory.blob_bytes > r.memory.weight_bytes > 0
 
+    def test_estimate_traces_the_path_the_device_ran(self) -> None:
+        """A values model fed the same image at every step: the runner alone would take its
+        static-input path, the link firmware computes every step; the estimate traces the
+        device's path, so the traced instruction count matches the device's."""
+        from edgespike.device import open_device
+        from edgespike.model import Layer, Model, Neurons, Weights
+        from edgespike.profile import profile_device
+
+        rng = np.random.default_rng(5)
+        model = Model(input_size=24, timesteps=6, input_kind="values", input_max_abs=100,
+                      layers=[Layer(Weights(rng.integers(-60, 60, (24, 16)).astype(np.int8),
+                                            exp=-6), Neurons(du=4096, dv=300, vth=40))]
+                      ).validate()
+        x = np.repeat(rng.integers(-100, 101, (3, 1, 24)), 6, axis=1)
+        with open_device(board="mps2-an386") as dev:
+            r, _, _ = profile_device(model, x, dev, load_targets(), cores=["cortex-m4"])
+        if r.cycle_estimate is None:
+            pytest.skip(r.cycle_estimate_note)
+        assert not any("the traced run counted" in n for n in r.notes), r.notes
+        assert r.cycle_estimate.cores["cortex-m4"].instructions == r.counters.cycles
+
     def test_cli_profile_json_and_plots(self, tmp_path, capsys) -> None:
         from edgespike.cli import main
 
