@@ -315,7 +315,9 @@ def _plots(out: Path, dataset: str, input_kind: str, float_acc: float, float_syn
         uj = {per_op: v.profile.counters.synops * HOROWITZ_INT_AC_PJ * 1e-6}
         for e in v.profile.energy:
             if e.target in ("stm32l4", "loihi2"):
-                uj[e.target + (" (device counts)" if e.kind == "mcu" else "")] = e.uj
+                label = {"estimated cycles": " (est. cycles)", "": ""}.get(e.cycle_kind,
+                                                                          " (device counts)")
+                uj[e.target + label] = e.uj
         points.append(plots.AccuracyPoint(v.variant, v.accuracy_device, uj))
     made.append(plots.accuracy_vs_energy(points, out / "accuracy_vs_energy.png",
                                          f"{dataset}: accuracy against energy per inference"))

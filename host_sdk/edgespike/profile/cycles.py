@@ -92,6 +92,9 @@ _KNOWN = (_ALU | _DSP | _MUL | _MULL | _DIV | _LOAD | _STORE | _LDM | _STM | _BR
           | _BARRIER | _SYS | _NOP | {"ldrd", "strd"})
 _IT = re.compile(r"^it[te]{0,3}$")
 _V6M_WIDE = {"bl", "mrs", "msr", "dsb", "dmb", "isb"}
+#: Data processing that reads only its source operand (``mov r0, r1``, ``clz r0, r1``).
+_UNARY = {"mov", "movw", "mvn", "neg", "adr", "sxtb", "sxth", "uxtb", "uxth", "sxtb16", "uxtb16",
+          "clz", "rev", "rev16", "revsh", "rbit", "rrx", "ssat", "usat", "ubfx", "sbfx"}
 _SHIFTED_BASES = {"ubfx", "sbfx", "bfi", "bfc", "sxtb", "sxth", "uxtb", "uxth", "sxtab", "sxtah",
                   "uxtab", "uxtah", "rbit", "rev", "rev16", "revsh"}
 
@@ -289,11 +292,16 @@ def classify(addr: int, size: int, mnemonic: str, operands: str) -> Op:
         if base == "mrs" and regs:
             dst, src = {regs[0]}, set()
     elif regs:
-        dst, src = {regs[0]}, set(regs[1:]) if len(regs) > 1 else {regs[0]}
-        if base in ("movt", "bfi", "bfc") or len(regs) == 1 and base not in ("mov", "movw", "mvn", "adr"):
-            src = set(regs)
-        if base in ("mov", "movw", "mvn", "adr") and len(regs) == 1:
-            src = set()
+        # Rd, Rn, Op2 / Rd, Rn, #imm / Rdn, Rm (16-bit two-operand forms read Rdn) / Rd, #imm
+        dst = {regs[0]}
+        if len(regs) >= 3:
+            src = set(regs[1:])
+        elif len(regs) == 2:
+            src = {regs[1]} if (imm or base in _UNARY) else {regs[0], regs[1]}
+        else:
+            src = set() if base in _UNARY else {regs[0]}
+        if base in ("movt", "bfi", "bfc"):
+            src.add(regs[0])
     else:
         dst, src = set(), set()
     writes_pc = 15 in dst
