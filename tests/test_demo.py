@@ -50,6 +50,15 @@ def test_quick_demo_device_accuracy_equals_host(demo) -> None:
         assert all(e["uj"] > 0 for e in p["energy"])
         assert targets["stm32l4"]["ratio"] == pytest.approx(
             targets["stm32l4"]["uj"] / targets["stm32l4"]["ann_uj"])
+        if p["cycle_estimate"] is not None:   # cycles with their range beside the instructions
+            m4 = p["cycle_estimate"]["cores"]["cortex-m4"]
+            assert m4["instructions"] == p["counters"]["cycles"]
+            assert p["device_cycles"] == m4["cycles"]
+            for name in ("stm32l4", "stm32h7", "nrf52840"):
+                e = targets[name]
+                assert e["cycle_kind"] == "estimated cycles"
+                assert e["uj_low"] <= e["uj"] <= e["uj_high"]
+            assert targets["stm32l4"]["cycles"] == m4["cycles"]["central"]
         assert p["ann"]["passes"] == rep["timesteps"]       # a time series: one pass per step
     assert rep["float_accuracy"] > 0.5
 

@@ -125,11 +125,47 @@ class TestOnTheEmulatedBoard:
         assert r.accuracy_device == r.accuracy_reference
         assert r.counters.cycle_source == "qemu_icount" and r.counters.cycles > 0
         assert r.core == "cortex-m4" and r.clock_hz > 0
-        assert r.latency_ms == pytest.approx(r.counters.cycles / r.clock_hz * 1e3)
         by = {e.target: e for e in r.energy}
-        assert by["stm32l4"].uj == pytest.approx(r.counters.cycles * 300e-6)
-        assert by["stm32l4"].ann_uj == pytest.approx(r.ann.instructions * 300e-6)
+        est = r.cycle_estimate
+        if est is None:  # no block-trace plugin: instructions at one cycle each, and why
+            assert r.cycle_estimate_note
+            assert r.latency_ms == pytest.approx(r.counters.cycles / r.clock_hz * 1e3)
+            assert by["stm32l4"].uj == pytest.approx(r.counters.cycles * 300e-6)
+            assert by["stm32l4"].ann_uj == pytest.approx(r.ann.instructions * 300e-6)
+        else:            # estimated cycles of the device's exact instruction count
+            m4 = est.cores["cortex-m4"]
+            assert m4.instructions == r.counters.cycles
+            assert 1.0 < m4.cpi.low <= m4.cpi.central <= m4.cpi.high < 3.0
+            assert r.latency_ms == pytest.approx(m4.cycles.central / r.clock_hz * 1e3)
+            assert by["stm32l4"].uj == pytest.approx(m4.cycles.central * 300e-6)
+            assert by["stm32l4"].uj_low <= by["stm32l4"].uj <= by["stm32l4"].uj_high
+            assert by["stm32l4"].ann_uj == pytest.approx(
+                r.ann_cycles["cortex-m4"].cycles.central * 300e-6)
+            assert by["stm32h7"].cycles == est.cores["cortex-m7"].cycles.central
+            assert set(est.cores) == {"cortex-m0", "cortex-m4", "cortex-m7", "cortex-m33"}
+            assert est.hotspots and est.hotspots_core == "cortex-m4"
         assert r.memory.blob_bytes > r.memory.weight_bytes > 0
+
+    def test_estimate_traces_the_path_the_device_ran(self) -> None:
+        """A values model fed the same image at every step: the runner alone would take its
+        static-input path, the link firmware computes every step; the estimate traces the
+        device's path, so the traced instruction count matches the device's."""
+        from edgespike.device import open_device
+        from edgespike.model import Layer, Model, Neurons, Weights
+        from edgespike.profile import profile_device
+
+        rng = np.random.default_rng(5)
+        model = Model(input_size=24, timesteps=6, input_kind="values", input_max_abs=100,
+                      layers=[Layer(Weights(rng.integers(-60, 60, (24, 16)).astype(np.int8),
+                                            exp=-6), Neurons(du=4096, dv=300, vth=40))]
+                      ).validate()
+        x = np.repeat(rng.integers(-100, 101, (3, 1, 24)), 6, axis=1)
+        with open_device(board="mps2-an386") as dev:
+            r, _, _ = profile_device(model, x, dev, load_targets(), cores=["cortex-m4"])
+        if r.cycle_estimate is None:
+            pytest.skip(r.cycle_estimate_note)
+        assert not any("the traced run counted" in n for n in r.notes), r.notes
+        assert r.cycle_estimate.cores["cortex-m4"].instructions == r.counters.cycles
 
     def test_cli_profile_json_and_plots(self, tmp_path, capsys) -> None:
         from edgespike.cli import main
@@ -139,9 +175,17 @@ class TestOnTheEmulatedBoard:
         np.savez(tmp_path / "in.npz", inputs=x[:6], labels=y[:6])
         rc = main(["profile", str(blob), str(tmp_path / "in.npz"), "--board", "mps2-an386",
                    "--backend", "reference", "--json", "--plot", str(tmp_path / "plots"),
-                   "--only", "stm32l4", "loihi2"])
+                   "--only", "stm32l4", "loihi2", "--cores", "cortex-m4"])
         rep = json.loads(capsys.readouterr().out)
         assert rc == 0
+        if rep["cycle_estimate"] is not None:   # instructions, estimated cycles and uJ from them
+            m4 = rep["cycle_estimate"]["cores"]["cortex-m4"]
+            assert list(rep["cycle_estimate"]["cores"]) == ["cortex-m4"]
+            assert m4["instructions"] == rep["counters"]["cycles"]
+            assert m4["cycles"]["low"] <= m4["cycles"]["central"] <= m4["cycles"]["high"]
+            l4 = rep["energy"][0]
+            assert l4["cycle_kind"] == "estimated cycles" and l4["cycles"] == m4["cycles"]["central"]
+            assert l4["uj_low"] <= l4["uj"] <= l4["uj_high"]
         assert rep["inferences"] == 6 and rep["accuracy_equal"] is True
         assert rep["neuromorphic_counts"]["source"] == "reference"
         assert [e["target"] for e in rep["energy"]] == ["stm32l4", "loihi2"]

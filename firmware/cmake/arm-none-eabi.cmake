@@ -11,7 +11,11 @@ set(CMAKE_RANLIB arm-none-eabi-ranlib)
 set(CMAKE_SIZE arm-none-eabi-size)
 set(CMAKE_OBJCOPY arm-none-eabi-objcopy)
 
-set(ES_CPU_FLAGS "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16")
+# ES_CPU_FLAGS (a cache variable) builds a tree for another core: firmware/build.sh makes
+# build/mps2-an386-m0 with "-mcpu=cortex-m0 -mthumb -mfloat-abi=soft" (the M0 runner).
+if(NOT ES_CPU_FLAGS)
+  set(ES_CPU_FLAGS "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16")
+endif()
 # In the *_INIT flags, so that every target (and CMake's own checks) gets them: mixing
 # soft- and hard-float objects fails at link time ("uses VFP register arguments").
 set(CMAKE_C_FLAGS_INIT "${ES_CPU_FLAGS} -ffunction-sections -fdata-sections")

@@ -3,8 +3,9 @@
 Train a small SNN (BPTT, surrogate gradients), quantize it to int8 and to ternary (QAT), export
 both blobs, start the emulated board (or use a given port), deploy each model over the link,
 run the whole test set on the device and on the numpy reference, and profile it: counters,
-cycles, latency, memory, energy per target, the same network as an ANN. Writes the blobs, the
-report JSON and the plots to an output folder.
+instructions (exact) and cycles (estimated per core, with their range), latency, memory, energy
+per target from cycles, the same network as an ANN. Writes the blobs, the report JSON and the
+plots to an output folder.
 
     from edgespike.demo import DemoConfig, run_demo
     result = run_demo(DemoConfig(dataset="basic_motions", out=Path("edgespike-demo")))
@@ -264,7 +265,10 @@ def _run(cfg: DemoConfig, say: Say, device_progress: Optional[ProgressFn], s: Se
             rasters[mode] = (xi[0], ref_out[0].spikes)
             say(f"{mode}: host {report.accuracy_reference:.2%}, device "
                 f"{report.accuracy_device:.2%}, {report.counters.cycles:,.0f} "
-                f"{report.counters.cycle_unit}/inference")
+                f"{report.counters.cycle_unit}/inference"
+                + ("" if report.device_cycles is None or report.counters.cycle_unit == "cycles"
+                   else f", {report.device_cycles.central:,.0f} cycles (estimated, "
+                        f"{report.device_cycles.low:,.0f}-{report.device_cycles.high:,.0f})"))
     seconds["device"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -311,7 +315,9 @@ def _plots(out: Path, dataset: str, input_kind: str, float_acc: float, float_syn
         uj = {per_op: v.profile.counters.synops * HOROWITZ_INT_AC_PJ * 1e-6}
         for e in v.profile.energy:
             if e.target in ("stm32l4", "loihi2"):
-                uj[e.target + (" (device counts)" if e.kind == "mcu" else "")] = e.uj
+                label = {"estimated cycles": " (est. cycles)", "": ""}.get(e.cycle_kind,
+                                                                          " (device counts)")
+                uj[e.target + label] = e.uj
         points.append(plots.AccuracyPoint(v.variant, v.accuracy_device, uj))
     made.append(plots.accuracy_vs_energy(points, out / "accuracy_vs_energy.png",
                                          f"{dataset}: accuracy against energy per inference"))
@@ -325,15 +331,37 @@ def format_summary(r: DemoResult) -> str:
     lines = [f"EdgeSpike demo: {r.dataset} ({r.setting} setting), network {r.sizes}, "
              f"{r.timesteps} steps, {r.test_samples} test samples, {r.seconds.get('total', 0):.0f} s", ""]
     yes = {True: "yes", False: "NO"}
-    rows = [("float", f"{r.float_accuracy:.2%}", "-", "-", "-", "-", f"{r.float_synops:,.0f}", "-")]
+    rows = [("float", f"{r.float_accuracy:.2%}", "-", "-", "-", "-", "-", "-",
+             f"{r.float_synops:,.0f}", "-")]
+    core = r.variants[0].profile.core if r.variants else ""
     for v in r.variants:
         p = v.profile
+        cyc = p.device_cycles
         rows.append((v.variant, f"{v.accuracy_quantized:.2%}", f"{v.accuracy_reference:.2%}",
                      f"{v.accuracy_device:.2%}", yes[v.device_equals_host],
-                     f"{p.counters.cycles:,.0f}", f"{p.counters.synops:,.0f}",
+                     f"{p.counters.cycles:,.0f} {p.counters.cycle_unit[:5]}",
+                     "-" if cyc is None else f"{cyc.central:,.0f} ({cyc.low:,.0f}-{cyc.high:,.0f})",
+                     "-" if cyc is None or p.counters.cycle_source == "dwt" else
+                     f"{cyc.central / p.counters.cycles:.2f}" if p.counters.cycles else "-",
+                     f"{p.counters.synops:,.0f}",
                      "-" if p.latency_ms is None else f"{p.latency_ms:.2f}"))
     lines.append(table(rows, ("variant", "acc (torch)", "acc host ref", "acc device",
-                              "device==host", "instr/inf", "SynOps/inf", "ms @board")))
+                              "device==host", "per inference", f"cycles ({core})", "CPI",
+                              "SynOps/inf", "ms @board")))
+    if r.variants and r.variants[0].profile.counters.cycle_source == "qemu_icount":
+        est = r.variants[0].profile.cycle_estimate
+        lines.append("instructions are exact (QEMU -icount); cycles are the cycle model's "
+                     "central estimate (low-high), docs/profile.md" if est is not None else
+                     "instructions are exact (QEMU -icount); no cycle estimate ("
+                     + (r.variants[0].profile.cycle_estimate_note or "not requested")
+                     + "): MCU energies below are priced at one cycle per instruction, a "
+                     "lower bound")
+    for v in r.variants:
+        ann = v.profile.ann_cycles.get(v.profile.core)
+        if ann is not None:
+            lines.append(f"{v.variant} as an int8 ANN (CMSIS-NN class): {ann.instructions:,.0f} "
+                         f"instructions, {ann.cycles.central:,.0f} cycles "
+                         f"({ann.cycles.low:,.0f}-{ann.cycles.high:,.0f}), CPI {ann.cpi.central:.2f}")
     lines.append("")
     names = [e.target for e in r.variants[0].profile.energy] if r.variants else []
     erows = []
@@ -341,7 +369,8 @@ def format_summary(r: DemoResult) -> str:
         row = [name]
         for v in r.variants:
             e = next(e for e in v.profile.energy if e.target == name)
-            row.append(f"{e.uj:.4g}")
+            row.append(f"{e.uj:.4g}" + ("" if e.uj_low is None else
+                                        f" ({e.uj_low:.3g}-{e.uj_high:.3g})"))
             row.append("-" if e.ratio is None else f"{e.ratio:.3g}")
         erows.append(row)
     header = ["target"] + [h for v in r.variants for h in (f"{v.variant} uJ/inf", f"{v.variant} SNN/ANN")]

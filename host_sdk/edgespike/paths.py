@@ -51,7 +51,23 @@ def runner_image(board: str = DEFAULT_BOARD, kernels: str = "default") -> Path:
 
     ``kernels="plain"``: the same runner built with the portable C kernels instead of the
     board's DSP kernels (``-DES_PLAIN_KERNELS=1``), to test both paths on the same core.
+    ``kernels="m0"``: the runner built for the Cortex-M0 (ARMv6-M, ``build/<board>-m0``), run on
+    the same board, whose block trace the M0 cycle model prices.
     """
     suffix = "" if kernels == "default" else f"-{kernels}"
-    return _need(build_dir() / board / f"edgespike-runner-{board}{suffix}.elf",
+    tree = f"{board}-m0" if kernels == "m0" else board
+    return _need(build_dir() / tree / f"edgespike-runner-{board}{suffix}.elf",
                  f"the {board} runner ({kernels} kernels)")
+
+
+def trace_plugin() -> Path:
+    """The es_blocktrace QEMU plugin (cycle estimates), built by ``firmware/build.sh`` when
+    Debian's qemu source package (for ``qemu-plugin.h``) could be fetched."""
+    folder = build_dir() / "qemu-plugin"
+    lib = folder / "libes_blocktrace.so"
+    why = folder / "UNAVAILABLE"
+    if why.is_file():
+        raise ToolMissing(f"the QEMU block-trace plugin is not built: {why.read_text().strip()}; "
+                          "see firmware/qemu-plugin/build.sh (QEMU_SOURCE_TARBALL for an "
+                          "offline machine)")
+    return _need(lib, "the QEMU block-trace plugin")

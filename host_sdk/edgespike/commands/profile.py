@@ -15,7 +15,10 @@ DESCRIPTION = """\
 Deploy a model blob to a device, run inputs on it and on the numpy reference, and report per
 layer and in total: input events, SynOps, neuron updates, spikes, cycles (DWT on a real core,
 instructions under QEMU -icount on the emulated one), latency at the board's clock, the flash
-and RAM the model and firmware take, and the energy per inference for every target model:
+and RAM the model and firmware take, estimated cycles per core with their range (the
+inputs traced on the emulated board and priced by the Cortex-M0/M4/M33/M7 cycle models of
+docs/profile.md: instruction counts are exact, cycles are estimates, and the report says
+which figure is which), and the energy per inference for every target model, from cycles:
 Cortex-M4/M7 from datasheet current per MHz (STM32L4, STM32H7, nRF52840), Loihi 2 and
 SpiNNaker 2 from energy per SynOp / neuron update, the 45 nm per-operation model (Horowitz,
 ISSCC 2014); plus the same network as an int8 ANN (MACs, CMSIS-NN-class cost) and the SNN/ANN
@@ -34,6 +37,8 @@ examples:
   edgespike profile model.esm inputs.npz --board mps2-an386 --backend lava --plot plots/
   edgespike profile model.esm --board mps2-an386 --random 20 --rate 0.1
   edgespike profile model.esm inputs.npz --board mps2-an386 --targets my_board.toml
+  edgespike profile model.esm inputs.npz --board mps2-an386 --hotspots 15
+  edgespike profile model.esm inputs.npz --board mps2-an386 --cores cortex-m4 cortex-m0
 """
 
 
@@ -58,6 +63,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ann-passes", type=int, metavar="N",
                    help="forward passes of the ANN baseline per inference (default: 1 for inputs "
                    "constant over time, else one per time step)")
+    p.add_argument("--hotspots", type=int, nargs="?", const=10, default=0, metavar="N",
+                   help="list the N most expensive code blocks (estimated cycles) with their "
+                   "functions (default N: 10)")
+    p.add_argument("--cores", nargs="+", metavar="CORE",
+                   help="estimate cycles for these cores (cortex-m0, cortex-m4, cortex-m33, "
+                   "cortex-m7; default: the device's, the targets' and all four)")
+    p.add_argument("--no-cycles", action="store_true",
+                   help="skip the cycle estimate (MCU targets are then priced in the device's "
+                   "unit: instructions under QEMU, a lower bound)")
     p.add_argument("--plot", type=Path, metavar="DIR",
                    help="write raster.png and energy_per_layer.png into DIR")
     add_device_options(p)
@@ -96,11 +110,18 @@ def run(args: argparse.Namespace) -> int:
         if missing:
             raise InputError(f"unknown target(s) {', '.join(missing)}; known: {', '.join(targets)}")
         targets = {k: v for k, v in targets.items() if k in args.only}
+    if args.cores:
+        from edgespike.profile.cycles import CORES
+
+        bad = [c for c in args.cores if c not in CORES]
+        if bad:
+            raise InputError(f"no cycle model for {', '.join(bad)}; models: {', '.join(CORES)}")
     with open_device_from_args(args) as dev:
         report, _, ref = profile_device(
             model, inputs, dev, targets, labels=labels, backend=args.backend,
             ann_passes=args.ann_passes,
-            progress=progress_printer("running on the device", not args.json))
+            progress=progress_printer("running on the device", not args.json),
+            cycles=not args.no_cycles, cores=args.cores, hotspots=max(args.hotspots, 10))
     if not args.inputs:
         report.notes.append(f"inputs are {args.random} random inputs (not data)")
     if args.plot:
@@ -108,6 +129,6 @@ def run(args: argparse.Namespace) -> int:
 
         made = report_plots(report, args.plot, inputs[0], ref[0].spikes, model.input_kind)
         report.notes.append("plots: " + ", ".join(str(p) for p in made))
-    emit(args, report.as_dict(), lambda: print(format_report(report)))
+    emit(args, report.as_dict(), lambda: print(format_report(report, hotspots=args.hotspots)))
     ok = report.predictions_equal and report.counters_vs_reference.equal
     return 0 if ok else 1

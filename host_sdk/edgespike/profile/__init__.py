@@ -4,7 +4,11 @@
   from spike rasters when a back-end returns none.
 - :mod:`~edgespike.profile.energy`: named, cited energy models (Cortex-M datasheets, Loihi 2,
   SpiNNaker 2, the 45 nm per-operation model) and user targets from TOML.
-- :mod:`~edgespike.profile.ann`: the same network as an int8 ANN, CMSIS-NN-class cost.
+- :mod:`~edgespike.profile.ann`: the same network as an int8 ANN, CMSIS-NN-class cost;
+  :mod:`~edgespike.profile.ann_cycles`: its loops priced by the cycle model.
+- :mod:`~edgespike.profile.cycles`: cycle models of the Cortex-M0/M4/M33/M7 (low / central /
+  high) for instruction sequences and block traces; :mod:`~edgespike.profile.estimate`:
+  estimated cycles per inference per core from a traced run on the emulated board.
 - :mod:`~edgespike.profile.report`: the report (table / JSON); :mod:`~edgespike.profile.plots`.
 
     from edgespike.profile import load_targets, profile_device, format_report
@@ -14,11 +18,14 @@
 """
 from edgespike.profile.ann import AnnBaseline, ann_baseline
 from edgespike.profile.counters import CounterSummary, counters_from_spikes, summarize
+from edgespike.profile.cycles import CORES, Range, sequence_cycles
 from edgespike.profile.energy import EnergyResult, Target, evaluate, load_targets
+from edgespike.profile.estimate import CoreEstimate, CycleEstimate, estimate_cycles
 from edgespike.profile.report import ProfileReport, build, format_report, profile_device
 
 __all__ = [
-    "AnnBaseline", "CounterSummary", "EnergyResult", "ProfileReport", "Target", "ann_baseline",
-    "build", "counters_from_spikes", "evaluate", "format_report", "load_targets",
-    "profile_device", "summarize",
+    "AnnBaseline", "CORES", "CoreEstimate", "CounterSummary", "CycleEstimate", "EnergyResult",
+    "ProfileReport", "Range", "Target", "ann_baseline", "build", "counters_from_spikes",
+    "estimate_cycles", "evaluate", "format_report", "load_targets", "profile_device",
+    "sequence_cycles", "summarize",
 ]

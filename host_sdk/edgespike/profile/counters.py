@@ -15,6 +15,10 @@ log = logging.getLogger(__name__)
 
 #: Unit of each cycle source, as printed.
 CYCLE_UNITS = {"qemu_icount": "instructions", "dwt": "cycles", "host_ns": "ns", "none": "-"}
+#: What a figure of each source is, said plainly in reports: QEMU counts instructions, not
+#: cycles (estimated cycles come from edgespike.profile.estimate).
+CYCLE_MEANING = {"qemu_icount": "exact instructions (QEMU -icount, to within 40), not cycles",
+                 "dwt": "measured cycles (DWT)", "host_ns": "host nanoseconds", "none": "-"}
 
 
 def has_counters(out: RunOutput, n_layers: int) -> bool:
@@ -81,10 +85,16 @@ class CounterSummary:
     def cycle_unit(self) -> str:
         return CYCLE_UNITS.get(self.cycle_source, self.cycle_source)
 
+    @property
+    def cycle_meaning(self) -> str:
+        """What ``cycles`` are (instructions under QEMU, cycles with DWT), said plainly."""
+        return CYCLE_MEANING.get(self.cycle_source, self.cycle_source)
+
     def as_dict(self) -> dict:
         d = asdict(self)
         d.update(synops=self.synops, neuron_updates=self.neuron_updates, spikes=self.spikes,
-                 input_events=self.input_events, cycle_unit=self.cycle_unit)
+                 input_events=self.input_events, cycle_unit=self.cycle_unit,
+                 cycle_meaning=self.cycle_meaning)
         return d
 
 

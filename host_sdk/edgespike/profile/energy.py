@@ -112,10 +112,15 @@ class Target:
 class EnergyResult:
     """Energy of one inference on one target, in uJ (latency in ms).
 
-    ``per_layer_uj``: the split over layers (MCU: by each layer's measured cycles; per-op: by
-    each layer's own counts). ``ann_uj``/``ratio``: the same network as an ANN on that target
-    and SNN/ANN (None where the target has no ANN figure). ``not_counted``: the events the
-    target has no published figure for.
+    ``per_layer_uj``: the split over layers (MCU: by each layer's cycles; per-op: by each
+    layer's own counts). ``ann_uj``/``ratio``: the same network as an ANN on that target and
+    SNN/ANN (None where the target has no ANN figure). ``not_counted``: the events the target
+    has no published figure for.
+
+    MCU targets: ``cycles`` is the figure priced (per inference) and ``cycle_kind`` says what it
+    is: ``estimated cycles`` (the cycle model: ``uj_low``/``uj_high`` and ``cycles_low``/
+    ``cycles_high`` give its range), ``measured cycles`` (DWT) or ``instructions`` (QEMU
+    -icount, one cycle per instruction assumed: a lower bound).
     """
 
     target: str
@@ -129,6 +134,13 @@ class EnergyResult:
     not_counted: list[str] | None = None
     note: str = ""
     source: str = ""
+    cycles: Optional[float] = None
+    cycles_low: Optional[float] = None
+    cycles_high: Optional[float] = None
+    uj_low: Optional[float] = None
+    uj_high: Optional[float] = None
+    cycle_kind: str = ""
+    core: str = ""
 
 
 def _parse(name: str, table: dict[str, Any]) -> Target:
@@ -188,7 +200,9 @@ def per_op_energy_uj(target: Target, synops: float, neuron_updates: float,
 def evaluate(target: Target, *, cycles: Sequence[float], synops: Sequence[float],
              neuron_updates: Sequence[float], spikes: Sequence[float],
              total_cycles: Optional[float] = None, ann_cycles: Optional[float] = None,
-             ann_macs: Optional[float] = None, counts: str = "") -> EnergyResult:
+             ann_macs: Optional[float] = None, counts: str = "",
+             cycles_range: Optional[tuple[float, float]] = None, cycle_kind: str = "",
+             core: str = "") -> EnergyResult:
     """Energy of one (mean) inference on ``target`` from per-layer counts.
 
     Args:
@@ -198,17 +212,24 @@ def evaluate(target: Target, *, cycles: Sequence[float], synops: Sequence[float]
         ann_cycles: the same network as an ANN on this core, cycles per inference.
         ann_macs: the same network as an ANN, MACs per inference.
         counts: where the counts came from (printed with the result).
+        cycles_range: ``(low, high)`` of an estimated ``total_cycles`` (MCU targets).
+        cycle_kind: what ``cycles`` are (``estimated cycles``, ``measured cycles``,
+            ``instructions``); core: the core they are for.
     """
     if target.kind == "mcu":
         per_layer = [mcu_energy_uj(target, c) for c in cycles]
         total_cycles = float(sum(cycles) if total_cycles is None else total_cycles)
         uj = mcu_energy_uj(target, total_cycles)
         ann = mcu_energy_uj(target, ann_cycles) if ann_cycles is not None else None
+        lo, hi = cycles_range if cycles_range is not None else (None, None)
         return EnergyResult(
             target=target.name, kind=target.kind, uj=uj, per_layer_uj=per_layer,
             latency_ms=total_cycles / float(target.clock_hz) * 1e3,  # type: ignore[arg-type]
             ann_uj=ann, ratio=(uj / ann) if ann else None, counts=counts, not_counted=[],
-            note=target.note, source=target.source)
+            note=target.note, source=target.source, cycles=total_cycles, cycles_low=lo,
+            cycles_high=hi, uj_low=None if lo is None else mcu_energy_uj(target, lo),
+            uj_high=None if hi is None else mcu_energy_uj(target, hi), cycle_kind=cycle_kind,
+            core=core)
     per_layer = []
     missing: list[str] = []
     for s, n, k in zip(synops, neuron_updates, spikes):
