@@ -147,9 +147,10 @@ class TestOnTheEmulatedBoard:
         assert r.memory.blob_bytes > r.memory.weight_bytes > 0
 
     def test_estimate_traces_the_path_the_device_ran(self) -> None:
-        """A values model fed the same image at every step: the runner alone would take its
-        static-input path, the link firmware computes every step; the estimate traces the
-        device's path, so the traced instruction count matches the device's."""
+        """A values model fed the same image at every step: the SDK sends it once
+        (Run.static_input) and the device computes the first layer once; the estimate traces
+        the same path, so the traced instruction count matches the device's (up to the
+        output spikes the device copies into its answer)."""
         from edgespike.device import open_device
         from edgespike.model import Layer, Model, Neurons, Weights
         from edgespike.profile import profile_device

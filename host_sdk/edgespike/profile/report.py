@@ -312,6 +312,7 @@ def device_estimate(model: Model, inputs: np.ndarray, device_out: Sequence[RunOu
                     targets: dict[str, Target], cores: Optional[Sequence[str]] = None,
                     hotspots: int = 10) -> tuple[Optional[CycleEstimate], str]:
     """Estimated cycles for a device's run: ``(estimate, "")``, or ``(None, why not)``."""
+    from edgespike.device.client import STATIC_INPUT_VERSION
     from edgespike.errors import EdgeSpikeError
 
     if cores is None:
@@ -327,7 +328,9 @@ def device_estimate(model: Model, inputs: np.ndarray, device_out: Sequence[RunOu
             model, inputs, cores=cores, hotspots=hotspots,
             device_instructions=summ.cycles if summ else None,
             device_layer_instructions=[la.cycles for la in summ.layers] if summ else None,
-            static=False)  # the link firmware computes every step (no static-input path)
+            # the path the device took: a still input goes as Run.static_input from protocol 3
+            static=None if info.protocol_version >= STATIC_INPUT_VERSION else False,
+            device_recorded_spikes=summ.layers[-1].spikes if summ else 0.0)
     except EdgeSpikeError as exc:
         log.info("no cycle estimate: %s", exc)
         return None, str(exc)
