@@ -118,6 +118,19 @@ ES_ASM_INLINE int32_t es_smlad(uint32_t a, uint32_t b, int32_t acc)
     return r;
 }
 
+/* acc + a.lo * b.lo / a.lo * b.hi / a.hi * b.lo / a.hi * b.hi (signed 16-bit halves) */
+#define ES_SMLAXY(name, xy)                                                                  \
+    ES_ASM_INLINE int32_t name(uint32_t a, uint32_t b, int32_t acc)                          \
+    {                                                                                        \
+        int32_t r;                                                                           \
+        __asm__("smla" xy " %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));           \
+        return r;                                                                            \
+    }
+ES_SMLAXY(es_smlabb, "bb")
+ES_SMLAXY(es_smlabt, "bt")
+ES_SMLAXY(es_smlatb, "tb")
+ES_SMLAXY(es_smlatt, "tt")
+
 /* a.lo * b.lo - a.hi * b.hi (signed 16-bit lanes) */
 ES_ASM_INLINE int32_t es_smusd(uint32_t a, uint32_t b)
 {

@@ -235,12 +235,12 @@ static void ff_input(const es_layer_t *L, const es_rows_t *rows, const int32_t *
     }
 }
 
-/* Events and SynOps of one step's feed-forward input. */
+/* Events and SynOps of one step's feed-forward input (32-bit sums: at most fan_in x fan_out,
+ * below 2^24, per step). */
 static void count_input(const es_layer_t *L, const uint16_t *nnz, const es_rows_t *rows,
                         const int32_t *values, uint32_t *events, uint64_t *synops)
 {
-    uint32_t ev = 0;
-    uint64_t so = 0;
+    uint32_t ev = 0, so = 0;
     if (values != NULL) {
         for (uint32_t j = 0; j < L->w.fan_in; ++j) {
             if (values[j] != 0) {
@@ -250,8 +250,8 @@ static void count_input(const es_layer_t *L, const uint16_t *nnz, const es_rows_
         }
     } else {
         ev = rows->n;
-        for (uint32_t r = 0; r < rows->n; ++r) {
-            so += nnz[rows->idx[r]];
+        for (const uint16_t *p = rows->idx, *end = rows->idx + rows->n; p != end; ++p) {
+            so += nnz[*p];
         }
     }
     *events = ev;

@@ -2,27 +2,30 @@
  * EdgeSpike core: int8 weight kernels (row-major [fan_in][fan_out], one row per input).
  *
  * DSP path (es_dsp.h), spikes: blocks of 16 output neurons whose sums live in eight registers
- * as packed int16 lanes; each listed row adds its 16 weights with 4 word loads and 8 SXTAB16.
- * A lane holds at most 256 rows (|sum| <= 256 * 128 = 2^15) before it is widened into sum[].
- * A row's last block overlaps the one before it instead of taking a scalar tail: its first
- * pass stores, so the overlapped lanes end with the same complete sums.
- * DSP path, values: blocks of 4 neurons, rows taken in pairs (x[j] | x[j+1] << 16) so that one
- * SMLAD does two MACs; pairs whose inputs are both zero are skipped.
+ * as packed int16 lanes; each listed row adds its 16 weights with 4 word loads and 8 SXTAB16,
+ * 16 instructions per row. The rows' byte offsets are computed once per pass of up to 64 rows
+ * (so no register holds the stride); lanes are widened into a6[] after each pass. A layer's
+ * last block overlaps the one before it instead of taking a scalar tail, and writes only its
+ * new neurons.
+ * DSP path, values: blocks of 4 neurons, rows taken in pairs (x[j] | x[j+1] << 16), each
+ * weight multiplied by its row's half with SMLAxy; pairs whose inputs are both zero are
+ * skipped.
  */
 #include "es_dsp.h"
 #include "es_kernel.h"
 
 #if ES_DSP
 
-/* Rows per pass: int16 lanes stay exact for 256 rows of int8 weights. */
-#define ES_I8_LANE_ROWS 256u
+/* Rows per pass: their byte offsets sit on the stack (256 bytes), and int16 lanes hold the sum
+ * of up to 256 rows of int8 weights exactly (|sum| <= 2^15). */
+#define ES_I8_PASS_ROWS 64u
 
 /* How a pass leaves its lanes: the only pass stores a6; of several, the first stores the raw
  * sums, the others add to them (a6 is taken once all passes are in). */
 typedef enum { ES_OUT_A6, ES_OUT_STORE, ES_OUT_ADD } es_out_t;
 
-/* Four neurons' lanes (even: k, k + 2; odd: k + 1, k + 3) into s[0..3]. */
-static void out4(int32_t *s, uint32_t even, uint32_t odd, es_out_t mode, es_a6_shift_t sh)
+/* Four neurons' lanes (even: k, k + 2; odd: k + 1, k + 3) into s[0..3], as `mode` says. */
+ES_INLINE void out4(int32_t *s, uint32_t even, uint32_t odd, es_out_t mode, es_a6_shift_t sh)
 {
     const int32_t v0 = (int16_t)even, v1 = (int16_t)odd;
     const int32_t v2 = (int32_t)even >> 16, v3 = (int32_t)odd >> 16;
@@ -49,13 +52,15 @@ static void out4(int32_t *s, uint32_t even, uint32_t odd, es_out_t mode, es_a6_s
     e##q = es_sxtab16(e##q, w);                          \
     o##q = es_sxtab16_ror8(o##q, w)
 
-/* 16 neurons: rows [pi, pend), base = row 0 at the block. */
-static void block16(const int8_t *base, uint32_t stride, const uint16_t *pi,
-                      const uint16_t *pend, int32_t *s, es_out_t mode, es_a6_shift_t sh)
+/* 16 neurons at base over the rows at byte offsets off[0 .. nr). Not inlined: alone in its
+ * function, the loop gets all fourteen registers. */
+static __attribute__((noinline)) void block16(const int8_t *base, const uint32_t *off,
+                                              uint32_t nr, int32_t *s, es_out_t mode,
+                                              es_a6_shift_t sh)
 {
     uint32_t e0 = 0, o0 = 0, e1 = 0, o1 = 0, e2 = 0, o2 = 0, e3 = 0, o3 = 0;
-    while (pi != pend) {
-        const int8_t *p = base + (uint32_t)*pi++ * stride;
+    for (const uint32_t *po = off, *const pend = off + nr; po != pend;) {
+        const int8_t *p = base + *po++;
         uint32_t w;
         ES_I8_ADD(0);
         ES_I8_ADD(1);
@@ -68,54 +73,89 @@ static void block16(const int8_t *base, uint32_t stride, const uint16_t *pi,
     out4(s + 12, e3, o3, mode, sh);
 }
 
-static void block4(const int8_t *base, uint32_t stride, const uint16_t *pi,
-                     const uint16_t *pend, int32_t *s, es_out_t mode, es_a6_shift_t sh)
+static __attribute__((noinline)) void block4(const int8_t *base, const uint32_t *off,
+                                             uint32_t nr, int32_t *s, es_out_t mode,
+                                             es_a6_shift_t sh)
 {
     uint32_t e0 = 0, o0 = 0;
-    while (pi != pend) {
-        const int8_t *p = base + (uint32_t)*pi++ * stride;
-        uint32_t w;
-        ES_I8_ADD(0);
+    for (const uint32_t *po = off, *const pend = off + nr; po != pend;) {
+        const uint32_t w = es_ld32(base + *po++);
+        e0 = es_sxtab16(e0, w);
+        o0 = es_sxtab16_ror8(o0, w);
     }
     out4(s, e0, o0, mode, sh);
 }
 
-/* Blocks of `width` neurons over [0, n) (the last one overlapping), rows in passes of 256. */
-static void spikes_blocks(const int8_t *base, uint32_t stride, const uint16_t *idx,
-                          uint32_t nrows, uint32_t n, uint32_t width, int32_t *a6,
-                          es_a6_shift_t sh)
+/* Rows in passes of ES_I8_PASS_ROWS; in each, blocks of `width` neurons over [0, n). The last
+ * block overlaps the one before it instead of taking a scalar tail: it runs into a scratch
+ * block, and only its new neurons are taken from there. */
+/* 4 to 7 neurons straight from the index list (one block of 4, or two overlapping): with no
+ * other block to share them, row offsets are not worth a pass of their own. */
+static void spikes_narrow(const int8_t *base, uint32_t stride, const uint16_t *idx,
+                          uint32_t nrows, uint32_t n, int32_t *a6, es_a6_shift_t sh)
 {
-    const bool one_pass = nrows <= ES_I8_LANE_ROWS;
-    for (uint32_t k = 0;; k += width) {
-        if (k + width > n) {
-            k = n - width;
+    uint32_t e0 = 0, o0 = 0, e1 = 0, o1 = 0;
+    if (n == 4u) {
+        for (const uint16_t *pi = idx, *const pend = idx + nrows; pi != pend; ++pi) {
+            const uint32_t w0 = es_ld32(base + (uint32_t)*pi * stride);
+            e0 = es_sxtab16(e0, w0);
+            o0 = es_sxtab16_ror8(o0, w0);
         }
-        for (uint32_t r0 = 0; r0 < nrows; r0 += ES_I8_LANE_ROWS) {
-            const uint32_t r1 = nrows - r0 > ES_I8_LANE_ROWS ? r0 + ES_I8_LANE_ROWS : nrows;
-            const uint16_t *pi = idx + r0, *pend = idx + r1;
-            const es_out_t mode = one_pass ? ES_OUT_A6 : (r0 == 0u ? ES_OUT_STORE : ES_OUT_ADD);
-            if (width == 16u) {
-                block16(base + k, stride, pi, pend, a6 + k, mode, sh);
-            } else {
-                block4(base + k, stride, pi, pend, a6 + k, mode, sh);
-            }
-        }
-        if (!one_pass) {
-            es_a6_all(a6 + k, width, sh);
-        }
-        if (k + width >= n) {
-            break;
-        }
+        out4(a6, e0, o0, ES_OUT_A6, sh);
+        return;
     }
+    const int8_t *b1 = base + (n - 4u);
+    for (const uint16_t *pi = idx, *const pend = idx + nrows; pi != pend; ++pi) {
+        const uint32_t off = (uint32_t)*pi * stride;
+        const uint32_t w0 = es_ld32(base + off), w1 = es_ld32(b1 + off);
+        e0 = es_sxtab16(e0, w0);
+        o0 = es_sxtab16_ror8(o0, w0);
+        e1 = es_sxtab16(e1, w1);
+        o1 = es_sxtab16_ror8(o1, w1);
+    }
+    int32_t hi[4];
+    out4(a6, e0, o0, ES_OUT_STORE, sh);
+    out4(hi, e1, o1, ES_OUT_STORE, sh);
+    for (uint32_t k = 4; k < n; ++k) {
+        a6[k] = hi[k - (n - 4u)];
+    }
+    es_a6_all(a6, n, sh);
 }
 
 static void spikes_dsp(const int8_t *base, uint32_t stride, const uint16_t *idx, uint32_t nrows,
                        uint32_t n, int32_t *a6, es_a6_shift_t sh)
 {
-    if (n >= 16u) {
-        spikes_blocks(base, stride, idx, nrows, n, 16u, a6, sh);
-    } else {
-        spikes_blocks(base, stride, idx, nrows, n, 4u, a6, sh);
+    if (n < 8u && nrows <= 256u) {
+        spikes_narrow(base, stride, idx, nrows, n, a6, sh);
+        return;
+    }
+    const uint32_t width = n >= 16u ? 16u : 4u;
+    uint32_t off[ES_I8_PASS_ROWS];
+    int32_t tail[16];
+    for (uint32_t r0 = 0; r0 < nrows; r0 += ES_I8_PASS_ROWS) {
+        const uint32_t nr = nrows - r0 > ES_I8_PASS_ROWS ? ES_I8_PASS_ROWS : nrows - r0;
+        for (uint32_t r = 0; r < nr; ++r) {
+            off[r] = idx[r0 + r] * stride;
+        }
+        const es_out_t mode = nrows <= ES_I8_PASS_ROWS ? ES_OUT_A6
+                                                       : (r0 == 0u ? ES_OUT_STORE : ES_OUT_ADD);
+        for (uint32_t k = 0; k < n; k += width) {
+            const bool whole = k + width <= n;
+            const uint32_t kb = whole ? k : n - width;
+            const es_out_t m = whole ? mode : (mode == ES_OUT_ADD ? ES_OUT_STORE : mode);
+            int32_t *dst = whole ? a6 + k : tail;
+            if (width == 16u) {
+                block16(base + kb, off, nr, dst, m, sh);
+            } else {
+                block4(base + kb, off, nr, dst, m, sh);
+            }
+            for (uint32_t i = k - kb; !whole && i < width; ++i) {
+                a6[kb + i] = mode == ES_OUT_ADD ? a6[kb + i] + tail[i] : tail[i];
+            }
+        }
+    }
+    if (nrows > ES_I8_PASS_ROWS) {
+        es_a6_all(a6, n, sh);
     }
 }
 #endif /* ES_DSP */
@@ -194,15 +234,21 @@ ES_INLINE void values_pass(const int8_t *base, const es_i8_pair_t *pairs, uint32
             a3 = s[k + 3u];
         }
         for (const es_i8_pair_t *pp = pairs; pp != pend; ++pp) {
+            /* x2 = (x[j], x[j+1]); row j's weights times its low half, row j+1's its high */
             const uint32_t x2 = pp->x2;
             const uint32_t wa = es_ld32(bk + pp->off_a), wb = es_ld32(bk + pp->off_b);
-            uint32_t sa = es_sxtb16(wa), sb = es_sxtb16(wb);
-            a0 = es_smlad(es_pkhbt16(sa, sb), x2, a0);
-            a2 = es_smlad(es_pkhtb16(sa, sb), x2, a2);
-            sa = es_sxtb16_ror8(wa);
-            sb = es_sxtb16_ror8(wb);
-            a1 = es_smlad(es_pkhbt16(sa, sb), x2, a1);
-            a3 = es_smlad(es_pkhtb16(sa, sb), x2, a3);
+            uint32_t t = es_sxtb16(wa);
+            a0 = es_smlabb(x2, t, a0);
+            a2 = es_smlabt(x2, t, a2);
+            t = es_sxtb16_ror8(wa);
+            a1 = es_smlabb(x2, t, a1);
+            a3 = es_smlabt(x2, t, a3);
+            t = es_sxtb16(wb);
+            a0 = es_smlatb(x2, t, a0);
+            a2 = es_smlatt(x2, t, a2);
+            t = es_sxtb16_ror8(wb);
+            a1 = es_smlatb(x2, t, a1);
+            a3 = es_smlatt(x2, t, a3);
         }
         if (mode == ES_OUT_A6) {
             a0 = es_a6(a0, sh);

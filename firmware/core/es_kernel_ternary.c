@@ -85,15 +85,23 @@ static void tern_block(const es_weights_t *w, const uint8_t *base, uint32_t stri
             const uint32_t q1 = r1 - q > ES_T_NIBBLE_ROWS ? q + ES_T_NIBBLE_ROWS : r1;
             tern_count(base, stride, idx + q, idx + q1, b);
         }
-        for (uint32_t i = 0; i < 16u; ++i) {
-            /* (P | N << 16) of neuron kk: byte lanes 0 and 2, or 1 and 3, of accumulator i & 7 */
-            const uint32_t kk = ES_T_LANE[i & 7u] + (i & 8u) / 2u;
-            if (kk >= lim) {
-                continue;
+        if (one_pass && lim == 16u && !per_neuron) {
+            /* the common case, straight: byte accumulator i holds neurons ES_T_LANE[i], + 4 */
+            for (uint32_t i = 0; i < 8u; ++i) {
+                s[ES_T_LANE[i]] = es_a6(es_smusd(es_uxtb16(b[i]), apn), sh);
+                s[ES_T_LANE[i] + 4u] = es_a6(es_smusd(es_uxtb16_ror8(b[i]), apn), sh);
             }
-            const uint32_t pn = i < 8u ? es_uxtb16(b[i]) : es_uxtb16_ror8(b[i & 7u]);
-            const int32_t v = es_smusd(pn, per_neuron ? tern_apn(w, k + kk) : apn);
-            s[kk] = one_pass ? es_a6(v, sh) : (first ? v : s[kk] + v);
+        } else {
+            for (uint32_t i = 0; i < 16u; ++i) {
+                /* (P | N << 16) of neuron kk: byte lanes 0 and 2 (or 1 and 3) of b[i & 7] */
+                const uint32_t kk = ES_T_LANE[i & 7u] + (i & 8u) / 2u;
+                if (kk >= lim) {
+                    continue;
+                }
+                const uint32_t pn = i < 8u ? es_uxtb16(b[i]) : es_uxtb16_ror8(b[i & 7u]);
+                const int32_t v = es_smusd(pn, per_neuron ? tern_apn(w, k + kk) : apn);
+                s[kk] = one_pass ? es_a6(v, sh) : (first ? v : s[kk] + v);
+            }
         }
         first = false;
     }
