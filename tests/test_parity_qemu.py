@@ -40,7 +40,7 @@ def assert_same(a, b, what: str) -> None:
 
 
 @pytest.mark.parametrize("kernels", ["default", "plain"])
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.data_too_large])
 @given(data=st.data())
 def test_reference_host_core_and_firmware_agree(kernels, data) -> None:
