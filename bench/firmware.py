@@ -17,6 +17,10 @@ shapes (or the demo's own models with --demo DIR), a Fashion-MNIST-sized 784-256
 beside CMSIS-NN's arm_fully_connected_s8 measured on the same emulator (profile/ann.py).
 Estimated Cortex-M4 cycles (profile/cycles.py) are added for the whole networks.
 
+The fixed cost is split in two: the engine inside a layer's step (per layer and step), and
+what runs between layer steps and around the inference (cycle reads, decoding, reset, the
+input check; per step).
+
 Usage: python bench/firmware.py [--json] [--quick] [--demo DIR ...]
 """
 from __future__ import annotations
@@ -72,16 +76,22 @@ def part_of(source: str) -> str:
 
 
 def instructions_by_part(run: trace.TracedRun) -> dict[str, float]:
-    """Instructions per inference of each part (kernels, neuron update, fixed)."""
+    """Instructions per inference of each part: kernels, neuron update, fixed (the engine
+    inside the layer steps), and "outside" (between layer steps and around the inference:
+    cycle reads, decoding, reset, input checks). Without the per-layer split of the trace,
+    "outside" is folded into "fixed"."""
     image = elf.load(run.image)
     starts = [f[0] for f in image.functions]
     sources = function_sources(run.image)
-    parts: dict[str, float] = {"kernels": 0.0, "neuron update": 0.0, "fixed": 0.0}
+    parts: dict[str, float] = {"kernels": 0.0, "neuron update": 0.0, "fixed": 0.0,
+                               "outside": 0.0}
     for tb in run.trace.tbs:
         i = bisect.bisect_right(starts, tb.vaddr & ~1) - 1
         name = image.functions[i][2] if i >= 0 else "?"
-        ran = sum(tb.reach(k, b) for k in range(tb.n) for b in range(len(tb.execs)))
-        parts[part_of(sources.get(name, "?"))] += ran
+        part = part_of(sources.get(name, "?"))
+        for b in range(len(tb.execs)):
+            ran = sum(tb.reach(k, b) for k in range(tb.n))
+            parts["outside" if b == 0 and run.layers_split and part == "fixed" else part] += ran
     return {k: v / max(1, run.trace.windows) for k, v in parts.items()}
 
 
@@ -122,6 +132,7 @@ class KernelRow:
     marginal: float = float("nan")
     update_instr_per_update: float = float("nan")
     fixed_per_layer_step: float = float("nan")
+    outside_per_step: float = float("nan")
 
 
 @dataclass
@@ -170,7 +181,8 @@ def kernel_rows(rng, kernels: str, quick: bool) -> tuple[list[KernelRow], list[U
                 row = KernelRow(kernels, f"{enc} spikes {fan_in}x{fan_out}", "SynOp", c, syn,
                                 parts["kernels"], parts["kernels"] / syn,
                                 update_instr_per_update=parts["neuron update"] / (T * fan_out),
-                                fixed_per_layer_step=parts["fixed"] / T)
+                                fixed_per_layer_step=parts["fixed"] / T,
+                                outside_per_step=parts["outside"] / T)
                 (c0, s0, p0), (c1, s1, p1) = got
                 row.marginal = (p1["kernels"] - p0["kernels"]) / (s1 - s0)
                 rows.append(row)
@@ -183,7 +195,8 @@ def kernel_rows(rng, kernels: str, quick: bool) -> tuple[list[KernelRow], list[U
             rows.append(KernelRow(kernels, f"{enc} values {fan_in}x{fan_out}", "MAC", fan_in,
                                   macs, parts["kernels"], parts["kernels"] / macs,
                                   update_instr_per_update=parts["neuron update"] / (T * fan_out),
-                                  fixed_per_layer_step=parts["fixed"] / T))
+                                  fixed_per_layer_step=parts["fixed"] / T,
+                                  outside_per_step=parts["outside"] / T))
     # the neuron update on its own shapes: 128 neurons fed 26 spikes per step
     x = spikes_per_step(rng, n, T, 128, 26)
     configs = {
@@ -198,6 +211,16 @@ def kernel_rows(rng, kernels: str, quick: bool) -> tuple[list[KernelRow], list[U
                       layers=[layer(rng, 128, 128, "int8", neurons=nrn)]).validate()
         _, parts = measure(model, x, kernels)
         ups.append(UpdateRow(kernels, what, parts["neuron update"] / (T * 128)))
+    # the fixed cost alone: two layers fed nothing (a bias keeps them from being skipped)
+    nrn = Neurons(du=4096, dv=410, vth=200, bias_mant=1)
+    model = Model(input_size=16, timesteps=T, layers=[
+        layer(rng, 16, 16, "int8", neurons=nrn), layer(rng, 16, 16, "int8", neurons=nrn)]
+                  ).validate()
+    _, parts = measure(model, np.zeros((n, T, 16), np.uint8), kernels)
+    rows.append(KernelRow(kernels, "no input, 2 layers", "-", 0, 0, 0, float("nan"),
+                          update_instr_per_update=parts["neuron update"] / (T * 32),
+                          fixed_per_layer_step=parts["fixed"] / (2 * T),
+                          outside_per_step=parts["outside"] / T))
     return rows, ups
 
 
@@ -331,13 +354,16 @@ def main() -> int:
     print("The C core on the emulated Cortex-M4 (QEMU mps2-an386, -icount): instructions, exact")
     print()
     hdr = (f"{'kernels':>8} {'layer':>26} {'input/step':>10} {'instr/unit':>11} {'marginal':>9} "
-           f"{'instr/update':>12} {'fixed/layer-step':>16}")
+           f"{'instr/update':>12} {'fixed/layer-step':>16} {'outside/step':>12}")
     print(hdr)
     print("-" * len(hdr))
     for r in krows:
         print(f"{r.kernels:>8} {r.what:>26} {r.density:>10g} {r.per_unit:>7.2f}/{r.work:<3} "
               f"{r.marginal:>9.2f} {r.update_instr_per_update:>12.1f} "
-              f"{r.fixed_per_layer_step:>16.0f}")
+              f"{r.fixed_per_layer_step:>16.0f} {r.outside_per_step:>12.0f}")
+    print("fixed/layer-step: the engine inside a layer's step (counters, dispatch, the quiet "
+          "check); outside/step: between layer steps and around the inference (cycle reads, "
+          "decoding, reset, input check), per step")
     print()
     print(f"{'kernels':>8} {'neuron update':>34} {'instr/update':>12}")
     for u in urows:
