@@ -1,0 +1,515 @@
+"""The batched exact simulator: the integer model of docs/SEMANTICS.md at BLAS speed.
+
+Same interface and bit-identical results as the numpy reference (:mod:`edgespike.sim.reference`,
+the readable definition): every layer's spikes, the final ``u`` / ``v`` / ``th``, scores,
+predictions and counters. It is what the SDK runs on the host by default (``edgespike run``,
+``profile``, ``parity``, quantize's exactness check).
+
+How it is fast and still exact:
+
+* **Layer by layer, all steps at once.** A feed-forward layer's synaptic sums at step ``t``
+  depend only on the layer's input at ``t`` (the previous layer's spikes of the same step, or
+  the model's input), so one matrix product gives them for the whole batch and every step:
+  ``(n * timesteps, fan_in) @ (fan_in, size)``. A direct-encoded input that is the same at every
+  step (a still image) is multiplied once, not ``timesteps`` times. Recurrent sums (one step
+  of delay) are added step by step, event by event.
+* **The product is exact in floating point.** Every weight and input is an integer, and any
+  partial sum of ``sum_j x_j W[j, k]`` lies within ``bound * max(P_k, N_k)`` (``P_k`` / ``N_k``:
+  the sums of the positive / negative weights into neuron ``k``, ``bound``: the largest
+  ``|x|``), which the model validator keeps below ``2^31``. Integers that small are exact in
+  float64 (53-bit mantissa), whatever order BLAS adds them in. Where the bound is at most
+  ``2^24`` (every spike layer of an int8 model with fan-in up to 131,072, and most first
+  layers) float32 is exact too and twice as fast, so each weight matrix uses float32 when its
+  own bound allows and float64 otherwise.
+* **The neuron update runs over the batch.** In C (``es_host_lif_layer`` in the host library,
+  built by ``firmware/build.sh``), input by input with every state in cache, or, when the
+  library is not built, in numpy vectorised over the batch (slower, same bits).
+* **Threads.** ``threads > 1`` splits the batch into chunks run concurrently: BLAS and the C
+  kernel release the GIL. BLAS's own thread count is left as it is (limit it with
+  ``threadpoolctl`` or ``OPENBLAS_NUM_THREADS`` when you count threads).
+
+Usage::
+
+    sim = BatchSim(model)                  # validate and prepare once
+    res = sim.run(inputs)                  # BatchResult: arrays over the batch
+    preds = sim.predict(inputs)            # (n,) int64
+    outs = run_batch(model, inputs)        # list[RunOutput], as reference.run_batch
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import logging
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional, Sequence
+
+import numpy as np
+
+from edgespike.errors import InputError, ToolMissing
+from edgespike.model.quantized import Model, Weights, _per_neuron
+from edgespike.sim.checks import as_array, fingerprint, model_input, require_valid
+from edgespike.sim.reference import LayerCounters, RunOutput
+
+log = logging.getLogger(__name__)
+
+Kernel = Literal["auto", "c", "numpy"]
+
+#: Integers up to 2^24 in magnitude are exact in float32 (24-bit significand).
+F32_EXACT = 1 << 24
+#: Bytes of working memory one chunk of the batch may take (a guide; one input may exceed it).
+CHUNK_BYTES = 48 << 20
+_MAX24 = 1 << 23
+#: Counter columns of :attr:`BatchResult.counters`.
+COUNTERS = ("input_events", "synops", "neuron_updates", "spikes")
+
+
+# ---- the C kernel --------------------------------------------------------------------------
+
+class _LayerArgs(ctypes.Structure):
+    """es_host_layer_t (firmware/ports/host/es_host_lif.h), field for field."""
+
+    _fields_ = [
+        ("n", ctypes.c_uint32), ("steps", ctypes.c_uint32), ("size", ctypes.c_uint32),
+        ("ff_static", ctypes.c_uint32), ("ff", ctypes.c_void_p), ("ff_exp", ctypes.c_int32),
+        ("rec", ctypes.c_void_p), ("rec_exp", ctypes.c_int32),
+        ("du", ctypes.c_uint32), ("dv", ctypes.c_uint32), ("adapt_decay", ctypes.c_uint32),
+        ("adapt_step6", ctypes.c_int32), ("refractory", ctypes.c_uint32),
+        ("reset_subtract", ctypes.c_uint32), ("vth6", ctypes.c_void_p), ("bias", ctypes.c_void_p),
+        ("spikes", ctypes.c_void_p), ("u", ctypes.c_void_p), ("v", ctypes.c_void_p),
+        ("th", ctypes.c_void_p), ("vsum", ctypes.c_void_p), ("ref", ctypes.c_void_p),
+        ("acc", ctypes.c_void_p),
+    ]
+
+
+@functools.lru_cache(maxsize=1)
+def _c_kernel() -> Optional[Any]:
+    """``es_host_lif_layer`` from the host library, or None when it is not built (or too old)."""
+    from edgespike import paths
+
+    try:
+        lib = ctypes.CDLL(str(paths.host_library()))
+        fn = lib.es_host_lif_layer
+    except (ToolMissing, OSError, AttributeError) as exc:
+        log.info("batched simulator: C neuron kernel unavailable (%s); using numpy", exc)
+        return None
+    fn.restype = ctypes.c_int32
+    fn.argtypes = [ctypes.POINTER(_LayerArgs)]
+    return fn
+
+
+def kernel_available() -> bool:
+    """True when the C neuron kernel of the host library can be used."""
+    return _c_kernel() is not None
+
+
+def _ptr(a: Optional[np.ndarray]) -> Optional[int]:
+    return None if a is None else a.ctypes.data
+
+
+# ---- the prepared model --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Proj:
+    """One weight matrix, ready for the product (integer values in a float type that holds
+    every partial sum exactly)."""
+
+    mat: np.ndarray          # fan_in x fan_out, float32 or float64
+    exp: int
+    nnz: np.ndarray          # float64 per row: non-zero weights (SynOps per event)
+    ints: np.ndarray         # int32 fan_in x fan_out (the recurrent rows of the C kernel)
+
+    @staticmethod
+    def of(w: Weights, bound: int) -> "_Proj":
+        m = w.integer_matrix()
+        worst = int(max(np.clip(m, 0, None).sum(axis=0).max(),
+                        np.clip(-m, 0, None).sum(axis=0).max())) * int(bound)
+        dtype = np.float32 if worst <= F32_EXACT else np.float64
+        return _Proj(mat=np.ascontiguousarray(m, dtype=dtype), exp=int(w.exp),
+                     nnz=(m != 0).sum(axis=1).astype(np.float64),
+                     ints=np.ascontiguousarray(m, dtype=np.int32))
+
+
+@dataclass(frozen=True)
+class _Layer:
+    size: int
+    ff: _Proj
+    rec: Optional[_Proj]
+    du: int
+    dv: int
+    adapt_decay: int
+    adapt_step: int
+    refractory: int
+    subtract: bool
+    vth6: np.ndarray         # int32 per neuron: vth << 6
+    bias: np.ndarray         # int32 per neuron: bias_mant << bias_exp
+
+
+@dataclass(frozen=True)
+class _InputSpec:
+    """What the input check needs of a model (kept so a prepared model is not re-read)."""
+
+    timesteps: int
+    input_size: int
+    input_kind: str
+    input_max_abs: int
+
+
+@dataclass
+class BatchResult:
+    """Everything a batch of inferences produced, as arrays over the batch.
+
+    Attributes:
+        predictions: ``(n,)`` int64, the index of the largest score (ties: the lowest).
+        scores: ``(n, output_size)`` int64, meaning set by the model's decoding.
+        counters: ``(n, layers, 4)`` int64: input events, SynOps, neuron updates, spikes
+            (:data:`COUNTERS`; docs/SEMANTICS.md, "Counters").
+        spikes: per layer ``(n, timesteps, size)`` uint8 rasters (None unless recorded).
+        u, v, th: per layer ``(n, size)`` int32 final state (None unless recorded).
+    """
+
+    predictions: np.ndarray
+    scores: np.ndarray
+    counters: np.ndarray
+    spikes: Optional[list[np.ndarray]] = None
+    u: Optional[list[np.ndarray]] = None
+    v: Optional[list[np.ndarray]] = None
+    th: Optional[list[np.ndarray]] = None
+
+    def __len__(self) -> int:
+        return int(self.predictions.shape[0])
+
+    def outputs(self) -> list[RunOutput]:
+        """One :class:`RunOutput` per input, as :func:`edgespike.sim.reference.run_batch`
+        returns them (rasters and states empty when they were not recorded)."""
+        out = []
+        c = self.counters.tolist()
+        preds = self.predictions.tolist()
+        rec = self.spikes is not None
+        for b in range(len(self)):
+            out.append(RunOutput(
+                prediction=preds[b], scores=self.scores[b],
+                spikes=[s[b] for s in self.spikes] if rec else [],
+                u=[a[b] for a in self.u] if rec else [],
+                v=[a[b] for a in self.v] if rec else [],
+                th=[a[b] for a in self.th] if rec else [],
+                counters=[LayerCounters(input_events=ce, synops=cs, neuron_updates=cn,
+                                        spikes=cp) for ce, cs, cn, cp in c[b]],
+            ))
+        return out
+
+
+class BatchSim:
+    """A validated model prepared for batched, exact simulation on the host.
+
+    Args:
+        model: the quantized model; validated here (:class:`~edgespike.errors.ModelError`
+            if it fails). The prepared form is a copy: changing ``model`` afterwards does not
+            change what this object runs.
+        threads: worker threads over chunks of a batch (1: the calling thread only).
+        kernel: ``"c"`` (the host library's neuron update; :class:`ToolMissing` if not built),
+            ``"numpy"``, or ``"auto"`` (C when built, else numpy).
+    """
+
+    def __init__(self, model: Model, threads: int = 1, kernel: Kernel = "auto") -> None:
+        require_valid(model)
+        if threads < 1:
+            raise InputError(f"threads={threads}: give 1 or more")
+        if kernel not in ("auto", "c", "numpy"):
+            raise InputError(f"kernel={kernel!r}: choose 'auto', 'c' or 'numpy'")
+        self.threads = int(threads)
+        self._c = None if kernel == "numpy" else _c_kernel()
+        if kernel == "c" and self._c is None:
+            raise ToolMissing("the batched simulator's C kernel (es_host_lif_layer) is not in the "
+                              "host library; build it with: bash firmware/build.sh")
+        self.kernel = "c" if self._c is not None else "numpy"
+        self.spec = _InputSpec(int(model.timesteps), int(model.input_size),
+                               str(model.input_kind), int(model.input_max_abs))
+        self.decoding = str(model.decoding)
+        self.layers: list[_Layer] = []
+        for li, layer in enumerate(model.layers):
+            bound = model.input_bound() if li == 0 else 1
+            n = layer.neurons
+            self.layers.append(_Layer(
+                size=layer.size, ff=_Proj.of(layer.weights, bound),
+                rec=_Proj.of(layer.recurrent, 1) if layer.recurrent is not None else None,
+                du=int(n.du), dv=int(n.dv), adapt_decay=int(n.adapt_decay),
+                adapt_step=int(n.adapt_step), refractory=int(n.refractory),
+                subtract=n.reset == "subtract",
+                vth6=(_per_neuron(n.vth, layer.size, "vth") << 6).astype(np.int32),
+                bias=(_per_neuron(n.bias_mant, layer.size, "bias_mant") << n.bias_exp
+                      ).astype(np.int32),
+            ))
+        t, f = self.spec.timesteps, self.spec.input_size
+        sizes = sum(layer.size for layer in self.layers)
+        # per input: the layer-0 operand, then per layer the sums (float + int32), the raster,
+        # the next layer's float operand
+        per_input = t * (8 * f + 17 * sizes) + 64 * sizes
+        self.chunk = max(1, CHUNK_BYTES // max(1, per_input))
+
+    @property
+    def output_size(self) -> int:
+        return self.layers[-1].size
+
+    # ---- public entry points ----------------------------------------------------------------
+
+    def check_input(self, inputs: Any) -> np.ndarray:
+        """The input as exact integers ``(n, timesteps, input_size)`` (no copy of an integer
+        array); :class:`InputError` exactly as :func:`edgespike.sim.reference.check_input`."""
+        x = as_array(inputs, "input")
+        return model_input(self.spec, x[None] if x.ndim == 2 else x)
+
+    def run(self, inputs: Any, record: bool = True, static: Optional[bool] = None
+            ) -> BatchResult:
+        """Run a batch ``(n, timesteps, input_size)`` (or one input) from reset state.
+
+        Args:
+            record: keep every layer's raster and final state (False: predictions, scores and
+                counters only; less memory).
+            static: direct-input models: the input is the same at every step, so the first
+                layer's sums are computed once per input. None: detected per chunk; True:
+                required (:class:`InputError` otherwise). The results are the same either way.
+        """
+        x = self.check_input(inputs)
+        n, t = x.shape[0], self.spec.timesteps
+        sizes = [layer.size for layer in self.layers]
+        res = BatchResult(
+            predictions=np.zeros(n, dtype=np.int64),
+            scores=np.zeros((n, self.output_size), dtype=np.int64),
+            counters=np.zeros((n, len(self.layers), 4), dtype=np.int64),
+        )
+        if record:
+            res.spikes = [np.zeros((n, t, s), dtype=np.uint8) for s in sizes]
+            res.u = [np.zeros((n, s), dtype=np.int32) for s in sizes]
+            res.v = [np.zeros((n, s), dtype=np.int32) for s in sizes]
+            res.th = [np.zeros((n, s), dtype=np.int32) for s in sizes]
+        if n == 0:
+            return res
+        chunk = self.chunk
+        if self.threads > 1:
+            chunk = min(chunk, -(-n // self.threads))
+        bounds = [(a, min(n, a + chunk)) for a in range(0, n, chunk)]
+        if self.threads > 1 and len(bounds) > 1:
+            with ThreadPoolExecutor(max_workers=self.threads) as pool:
+                for f in [pool.submit(self._run_chunk, x, a, b, res, static) for a, b in bounds]:
+                    f.result()
+        else:
+            for a, b in bounds:
+                self._run_chunk(x, a, b, res, static)
+        res.predictions[:] = np.argmax(res.scores, axis=1)
+        return res
+
+    def run_batch(self, inputs: Any) -> list[RunOutput]:
+        """As :func:`edgespike.sim.reference.run_batch`: one :class:`RunOutput` per input."""
+        return self.run(inputs).outputs()
+
+    def predict(self, inputs: Any) -> np.ndarray:
+        """Predicted class per input of a batch, ``(n,)`` int64."""
+        return self.run(inputs, record=False).predictions
+
+    # ---- one chunk ----------------------------------------------------------------------------
+
+    def _run_chunk(self, x_all: np.ndarray, a: int, b: int, res: BatchResult,
+                   static: Optional[bool]) -> None:
+        """Inputs ``a..b-1``: every layer, written into ``res``'s rows ``a..b-1``."""
+        x = x_all[a:b]
+        n, t = x.shape[0], self.spec.timesteps
+        is_static = False
+        if self.spec.input_kind == "values" and static is not False:
+            same = t == 1 or bool((x[:, 1:] == x[:, :1]).all())
+            if static and not same:
+                raise InputError("static=True, but the input changes between time steps")
+            is_static = same
+        counters = res.counters[a:b]
+        counters[:, :, 2] = [t * layer.size for layer in self.layers]
+        # layer 0's operand and its non-zero counts per (input, channel) over the steps
+        if is_static:
+            x0 = x[:, 0, :]
+            nz = (x0 != 0).astype(np.float64) * t
+        else:
+            x0 = x.reshape(n * t, -1)
+            nz = (x != 0).sum(axis=1, dtype=np.int64).astype(np.float64)
+        operand = x0
+        last = len(self.layers) - 1
+        for li, layer in enumerate(self.layers):
+            ff = layer.ff
+            sums = np.matmul(operand.astype(ff.mat.dtype, copy=False), ff.mat)
+            sums = sums.astype(np.int32)
+            want_vsum = li == last and self.decoding == "membrane_sum"
+            if self._c is not None:
+                raster, u, v, th, vsum = self._lif_c(layer, sums, n, is_static and li == 0,
+                                                     want_vsum)
+            else:
+                raster, u, v, th, vsum = _lif_numpy(layer, sums, n, t, is_static and li == 0,
+                                                    want_vsum)
+            counts = raster.sum(axis=1, dtype=np.int64)               # (n, size) spikes
+            counters[:, li, 0] = nz.sum(axis=1).astype(np.int64)
+            counters[:, li, 1] = (nz @ ff.nnz).astype(np.int64)
+            counters[:, li, 3] = counts.sum(axis=1)
+            if layer.rec is not None:
+                prev = (counts - raster[:, -1, :]).astype(np.float64)  # spikes of steps 0..T-2
+                counters[:, li, 0] += prev.sum(axis=1).astype(np.int64)
+                counters[:, li, 1] += (prev @ layer.rec.nnz).astype(np.int64)
+            if res.spikes is not None:
+                res.spikes[li][a:b] = raster
+                res.u[li][a:b] = u
+                res.v[li][a:b] = v
+                res.th[li][a:b] = th
+            if li == last:
+                self._decode(res.scores[a:b], raster, counts, v, vsum, t)
+            else:
+                nz = counts.astype(np.float64)
+                operand = raster.reshape(n * t, layer.size)
+                is_static = False
+
+    def _decode(self, scores: np.ndarray, raster: np.ndarray, counts: np.ndarray,
+                v: np.ndarray, vsum: Optional[np.ndarray], t: int) -> None:
+        if self.decoding == "spike_count":
+            scores[:] = counts
+        elif self.decoding == "membrane_last":
+            scores[:] = v
+        elif self.decoding == "membrane_sum":
+            scores[:] = vsum
+        else:  # first_spike
+            fired = counts > 0
+            first = np.argmax(raster, axis=1)
+            scores[:] = np.where(fired, t - first, 0)
+
+    def _lif_c(self, layer: _Layer, sums: np.ndarray, n: int, static: bool, want_vsum: bool):
+        t, size = self.spec.timesteps, layer.size
+        raster = np.empty((n, t, size), dtype=np.uint8)
+        u = np.empty((n, size), dtype=np.int32)
+        v = np.empty((n, size), dtype=np.int32)
+        th = np.empty((n, size), dtype=np.int32)
+        vsum = np.empty((n, size), dtype=np.int64) if want_vsum else None
+        ref = np.empty(size, dtype=np.uint8) if layer.refractory else None
+        acc = np.empty(size, dtype=np.int32) if layer.rec is not None else None
+        sums = np.ascontiguousarray(sums)
+        args = _LayerArgs(
+            n=n, steps=t, size=size, ff_static=int(static), ff=_ptr(sums), ff_exp=layer.ff.exp,
+            rec=_ptr(layer.rec.ints) if layer.rec is not None else None,
+            rec_exp=layer.rec.exp if layer.rec is not None else 0,
+            du=layer.du, dv=layer.dv, adapt_decay=layer.adapt_decay,
+            adapt_step6=layer.adapt_step << 6, refractory=layer.refractory,
+            reset_subtract=int(layer.subtract), vth6=_ptr(layer.vth6), bias=_ptr(layer.bias),
+            spikes=_ptr(raster), u=_ptr(u), v=_ptr(v), th=_ptr(th), vsum=_ptr(vsum),
+            ref=_ptr(ref), acc=_ptr(acc),
+        )
+        if self._c(ctypes.byref(args)) != 0:
+            raise RuntimeError("es_host_lif_layer refused its arguments (a bug in batch.py)")
+        return raster, u, v, th, vsum
+
+
+# ---- the numpy neuron update (no host library) -----------------------------------------------
+
+def _shift(a: np.ndarray, e: int) -> np.ndarray:
+    return a << e if e >= 0 else a >> (-e)
+
+
+def _decay(x: np.ndarray, d: int) -> np.ndarray:
+    if d == 0:
+        return x
+    if d == 4096:
+        return np.zeros_like(x)
+    p = x * (4096 - d)
+    return np.sign(p) * (np.abs(p) >> 12)
+
+
+def _lif_numpy(layer: _Layer, sums: np.ndarray, n: int, t: int, static: bool, want_vsum: bool):
+    """The neuron update of docs/SEMANTICS.md vectorised over the batch, step by step."""
+    size = layer.size
+    ff = _shift(sums.astype(np.int64).reshape(n, 1 if static else t, size), layer.ff.exp)
+    u = np.zeros((n, size), dtype=np.int64)
+    v = np.zeros_like(u)
+    th = np.zeros_like(u)
+    ref = np.zeros_like(u)
+    prev = np.zeros_like(u)
+    vsum = np.zeros_like(u) if want_vsum else None
+    raster = np.zeros((n, t, size), dtype=np.uint8)
+    vth6, bias = layer.vth6.astype(np.int64), layer.bias.astype(np.int64)
+    for step in range(t):
+        a_in = ff[:, 0 if static else step, :]
+        if layer.rec is not None:
+            rec = np.matmul(prev.astype(layer.rec.mat.dtype), layer.rec.mat).astype(np.int64)
+            a_in = a_in + _shift(rec, layer.rec.exp)
+        uu = _decay(u, layer.du) + (a_in << 6)
+        uu = np.where(uu > _MAX24, uu - 2 * _MAX24, uu)
+        u = np.where(uu <= -_MAX24, uu + 2 * _MAX24, uu)
+        active = ref == 0
+        v_new = np.clip(_decay(v, layer.dv) + u + bias, -_MAX24 + 1, _MAX24 - 1)
+        theta = vth6 + th
+        spike = active & (v_new > theta)
+        vv = np.where(active, v_new, v)
+        v = np.where(spike, vv - theta if layer.subtract else 0, vv)
+        if layer.refractory:
+            ref = np.where(active, np.where(spike, layer.refractory, 0), ref - 1)
+        if layer.adapt_step:
+            th = _decay(th, layer.adapt_decay) + spike * (layer.adapt_step << 6)
+        prev = spike.astype(np.int64)
+        raster[:, step, :] = spike
+        if vsum is not None:
+            vsum += v
+    return (raster, u.astype(np.int32), v.astype(np.int32), th.astype(np.int32),
+            vsum)
+
+
+# ---- module-level functions (prepared models cached by content) -------------------------------
+
+_CACHE_MAX = 16
+_cache: "OrderedDict[tuple, BatchSim]" = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def prepared(model: Model, threads: int = 1, kernel: Kernel = "auto") -> BatchSim:
+    """A :class:`BatchSim` for ``model``, reused while the model's content is unchanged (a
+    model changed in place is validated and prepared again)."""
+    key = fingerprint(model)
+    if key is None:
+        return BatchSim(model, threads, kernel)
+    full = (key, threads, kernel)
+    with _cache_lock:
+        sim = _cache.get(full)
+        if sim is not None:
+            _cache.move_to_end(full)
+            return sim
+    sim = BatchSim(model, threads, kernel)
+    with _cache_lock:
+        _cache[full] = sim
+        while len(_cache) > _CACHE_MAX:
+            _cache.popitem(last=False)
+    return sim
+
+
+def run_batch(model: Model, inputs: Any, *, threads: int = 1) -> list[RunOutput]:
+    """Run a batch (``n x timesteps x input_size``) from reset state: one :class:`RunOutput` per
+    input, bit-identical to :func:`edgespike.sim.reference.run_batch`.
+
+    Raises :class:`~edgespike.errors.ModelError` / :class:`InputError` exactly as the reference.
+    """
+    return prepared(model, threads).run_batch(inputs)
+
+
+def run(model: Model, x: Any) -> RunOutput:
+    """Run one inference (``timesteps x input_size``) from reset state."""
+    sim = prepared(model)
+    x = as_array(x, "input")
+    if x.ndim != 2:
+        raise InputError(f"run takes one input (timesteps, input_size), got shape {x.shape}; "
+                         "use run_batch for a batch")
+    return sim.run_batch(x[None])[0]
+
+
+def predict(model: Model, inputs: Any, *, threads: int = 1) -> np.ndarray:
+    """Predicted class per input of a batch (``n x timesteps x input_size``), int64."""
+    return prepared(model, threads).predict(inputs)
+
+
+def available() -> bool:
+    """Always True: without the host library the neuron update runs in numpy."""
+    return True
+
+
+__all__: Sequence[str] = ("BatchResult", "BatchSim", "COUNTERS", "available", "kernel_available",
+                          "predict", "prepared", "run", "run_batch")
