@@ -2,7 +2,7 @@
  * Host only: the neuron update of the batched exact simulator (see es_host_lif.h).
  *
  * Per neuron and step, exactly docs/SEMANTICS.md:
- *   a_in = shift(ff, ff_exp) + shift(sum of rec rows of last step's spikes, rec_exp)
+ *   a_in = shift(ff, w_exp) + shift(sum of rec rows of last step's spikes, rec_exp)
  *   u    = wrap24(trunc0(u * (4096 - du)) + (a_in << 6))
  *   if ref > 0: ref -= 1, no spike, v held
  *   else: v = clip24(trunc0(v * (4096 - dv)) + u + bias); theta = (vth << 6) + th;
@@ -18,12 +18,15 @@
 
 #define MAX24 ((int32_t)1 << 23)
 
-/* trunc0(x * f / 4096), f = 4096 - d: the product in 64 bits, rounded toward zero. */
+/* trunc0(x * f / 4096), f = 4096 - d in 0..4096, for |x| < 2^24 (every u, v and th is): in
+ * 32 bits, so that the compiler vectorises it. With |x| = hi * 4096 + lo,
+ * floor(|x| * f / 4096) = hi * f + floor(lo * f / 4096), both terms below 2^24; the sign
+ * goes back on after (rounding toward zero). */
 static inline int32_t decay(int32_t x, int32_t f)
 {
-    int64_t p = (int64_t)x * f;
-    p += (p >> 63) & 4095;
-    return (int32_t)(p >> 12);
+    const int32_t ax = x < 0 ? -x : x;
+    const int32_t r = (ax >> 12) * f + (((ax & 4095) * f) >> 12);
+    return x < 0 ? -r : r;
 }
 
 static inline int32_t wrap24(int32_t a)
@@ -51,35 +54,71 @@ static es_shift_t shift_of(int32_t e)
     return s;
 }
 
-/* Sum of the recurrent rows of the neurons that spiked at the previous step. */
-static void recurrent_sums(const es_host_layer_t *p, const uint8_t *prev, int32_t *acc)
+/* acc = the sum of the rows of w (fan_in x size) whose input is on in this step's 0/1 row,
+ * in = 0/1 bytes; adds the events and their SynOps to *events / *synops. The indices of the
+ * events are gathered first without branches. Then either the rows of the events are added
+ * (cheap when few inputs are on or the layer is wide), or, when that would cost more, each
+ * neuron's sum is taken as a dot product of the whole row with its column (wt: w transposed,
+ * int16, size x fan_in; a vectorised multiply-add of every input). Both sums are exact: every
+ * partial sum lies within the validator's bound, below 2^31. */
+static void input_sums(const uint8_t *restrict in, uint32_t fan_in, const int32_t *restrict w,
+                       const int16_t *restrict wt, const uint32_t *restrict nnz, uint32_t size,
+                       uint32_t *restrict idx, int32_t *restrict acc, int64_t *events,
+                       int64_t *synops)
 {
-    const uint32_t size = p->size;
-    memset(acc, 0, sizeof(int32_t) * size);
-    for (uint32_t j = 0; j < size; ++j) {
-        if (prev[j] != 0u) {
-            const int32_t *row = p->rec + (size_t)j * size;
+    uint32_t m = 0;
+    for (uint32_t j = 0; j < fan_in; ++j) {
+        idx[m] = j;
+        m += in[j] != 0u;
+    }
+    int64_t ops = 0;
+    for (uint32_t i = 0; i < m; ++i) {
+        ops += nnz[idx[i]];
+    }
+    *events += m;
+    *synops += ops;
+    /* estimated cycles: per event a row of size adds (16 lanes) plus overhead; per neuron a
+     * dot product of fan_in pairs (32 lanes) plus its reduction */
+    const uint64_t by_rows = (uint64_t)m * (size / 16u + 6u);
+    const uint64_t by_dots = (uint64_t)size * (fan_in / 32u + 10u);
+    if (by_rows <= by_dots) {
+        memset(acc, 0, sizeof(int32_t) * size);
+        for (uint32_t i = 0; i < m; ++i) {
+            const int32_t *restrict row = w + (size_t)idx[i] * size;
             for (uint32_t k = 0; k < size; ++k) {
                 acc[k] += row[k];
             }
         }
+    } else {
+        for (uint32_t k = 0; k < size; ++k) {
+            const int16_t *restrict col = wt + (size_t)k * fan_in;
+            int32_t sum = 0;
+            for (uint32_t j = 0; j < fan_in; ++j) {
+                sum += (int32_t)in[j] * (int32_t)col[j];
+            }
+            acc[k] = sum;
+        }
     }
 }
 
-/* One step of the common case (no refractory period, no adaptive threshold), branch-free. */
-static inline void step_plain(const es_host_layer_t *p, const int32_t *ff, const int32_t *acc,
-                              int32_t *u, int32_t *v, uint8_t *out, const bool subtract)
+/* One step of the common case (no refractory period, no adaptive threshold), branch-free.
+ * u_direct: du = 4096 (no current state: the decay of u is 0). */
+static inline void step_plain(const es_host_layer_t *p, const int32_t *restrict ff,
+                              const int32_t *restrict acc, int32_t *restrict u,
+                              int32_t *restrict v, uint8_t *restrict out, const bool has_rec,
+                              const bool u_direct, const bool subtract)
 {
     const uint32_t size = p->size;
-    const es_shift_t fs = shift_of(p->ff_exp), rs = shift_of(p->rec_exp);
+    const es_shift_t fs = shift_of(p->w_exp), rs = shift_of(p->rec_exp);
     const int32_t fu = (int32_t)(4096u - p->du), fv = (int32_t)(4096u - p->dv);
-    const int32_t *vth6 = p->vth6, *bias = p->bias;
+    const int32_t *restrict vth6 = p->vth6;
+    const int32_t *restrict bias = p->bias;
     for (uint32_t k = 0; k < size; ++k) {
         int32_t a = (ff[k] >> fs.rsh) * fs.mul;
-        if (acc != NULL) {
+        if (has_rec) {
             a += (acc[k] >> rs.rsh) * rs.mul;
         }
-        const int32_t uk = wrap24(decay(u[k], fu) + a * 64);
+        const int32_t uk = wrap24((u_direct ? 0 : decay(u[k], fu)) + a * 64);
         const int32_t vk = clip24(decay(v[k], fv) + uk + bias[k]);
         const int32_t theta = vth6[k];
         const int32_t spike = vk > theta;
@@ -90,12 +129,42 @@ static inline void step_plain(const es_host_layer_t *p, const int32_t *ff, const
     }
 }
 
+/* The variants of step_plain, each compiled as its own loop. */
+#define ES_STEP_PLAIN(name, has_rec, u_direct, subtract)                                        \
+    static void name(const es_host_layer_t *p, const int32_t *ff, const int32_t *acc,           \
+                     int32_t *u, int32_t *v, uint8_t *out)                                       \
+    {                                                                                            \
+        step_plain(p, ff, acc, u, v, out, has_rec, u_direct, subtract);                          \
+    }
+ES_STEP_PLAIN(plain_ff_direct_zero, false, true, false)
+ES_STEP_PLAIN(plain_ff_direct_sub, false, true, true)
+ES_STEP_PLAIN(plain_ff_zero, false, false, false)
+ES_STEP_PLAIN(plain_ff_sub, false, false, true)
+ES_STEP_PLAIN(plain_rec_direct_zero, true, true, false)
+ES_STEP_PLAIN(plain_rec_direct_sub, true, true, true)
+ES_STEP_PLAIN(plain_rec_zero, true, false, false)
+ES_STEP_PLAIN(plain_rec_sub, true, false, true)
+
+typedef void (*es_step_fn)(const es_host_layer_t *, const int32_t *, const int32_t *, int32_t *,
+                           int32_t *, uint8_t *);
+
+static es_step_fn plain_variant(const es_host_layer_t *p)
+{
+    static const es_step_fn table[8] = {
+        plain_ff_zero, plain_ff_sub, plain_ff_direct_zero, plain_ff_direct_sub,
+        plain_rec_zero, plain_rec_sub, plain_rec_direct_zero, plain_rec_direct_sub,
+    };
+    const uint32_t idx = (p->rec != NULL ? 4u : 0u) + (p->du == 4096u ? 2u : 0u) +
+                         (p->reset_subtract ? 1u : 0u);
+    return table[idx];
+}
+
 /* One step with every option: refractory counters and the adaptive threshold. */
 static void step_general(const es_host_layer_t *p, const int32_t *ff, const int32_t *acc,
                          int32_t *u, int32_t *v, int32_t *th, uint8_t *ref, uint8_t *out)
 {
     const uint32_t size = p->size;
-    const es_shift_t fs = shift_of(p->ff_exp), rs = shift_of(p->rec_exp);
+    const es_shift_t fs = shift_of(p->w_exp), rs = shift_of(p->rec_exp);
     const int32_t fu = (int32_t)(4096u - p->du), fv = (int32_t)(4096u - p->dv);
     const int32_t fa = (int32_t)(4096u - p->adapt_decay);
     for (uint32_t k = 0; k < size; ++k) {
@@ -129,52 +198,100 @@ static void step_general(const es_host_layer_t *p, const int32_t *ff, const int3
 
 int32_t es_host_lif_layer(const es_host_layer_t *p)
 {
-    if (p == NULL || p->ff == NULL || p->vth6 == NULL || p->bias == NULL || p->spikes == NULL ||
+    if (p == NULL || p->vth6 == NULL || p->bias == NULL || p->spikes == NULL ||
         p->u == NULL || p->v == NULL || p->th == NULL ||
-        (p->rec != NULL && p->acc == NULL) || (p->refractory != 0u && p->ref == NULL)) {
+        (p->rec != NULL && (p->acc_rec == NULL || p->rec_nnz == NULL || p->rec_t == NULL ||
+                            p->idx == NULL)) ||
+        (p->refractory != 0u && p->ref == NULL) || p->in_kind > ES_HOST_IN_SPIKES ||
+        (p->in_kind == ES_HOST_IN_SPIKES &&
+         (p->in_spikes == NULL || p->w == NULL || p->wt == NULL || p->w_nnz == NULL ||
+          p->acc == NULL || p->idx == NULL)) ||
+        (p->in_kind != ES_HOST_IN_SPIKES && p->in_sums == NULL)) {
         return 1;
     }
     const uint32_t size = p->size, steps = p->steps;
     const bool plain = p->refractory == 0u && p->adapt_step6 == 0;
+    const es_step_fn step_fn = plain_variant(p);
     for (uint32_t b = 0; b < p->n; ++b) {
         int32_t *u = p->u + (size_t)b * size;
         int32_t *v = p->v + (size_t)b * size;
         int32_t *th = p->th + (size_t)b * size;
         int64_t *vsum = p->vsum != NULL ? p->vsum + (size_t)b * size : NULL;
+        int32_t *counts = p->counts != NULL ? p->counts + (size_t)b * size : NULL;
         uint8_t *raster = p->spikes + (size_t)b * steps * size;
+        int64_t ev = 0, ops = 0;
         memset(u, 0, sizeof(int32_t) * size);
         memset(v, 0, sizeof(int32_t) * size);
         memset(th, 0, sizeof(int32_t) * size);
         if (vsum != NULL) {
             memset(vsum, 0, sizeof(int64_t) * size);
         }
+        if (counts != NULL) {
+            memset(counts, 0, sizeof(int32_t) * size);
+        }
         if (p->ref != NULL) {
             memset(p->ref, 0, size);
         }
         for (uint32_t t = 0; t < steps; ++t) {
-            const int32_t *ff = p->ff + (p->ff_static ? (size_t)b * size
-                                                      : ((size_t)b * steps + t) * size);
-            const int32_t *acc = NULL;
-            if (p->rec != NULL && t > 0u) {
-                recurrent_sums(p, raster + (size_t)(t - 1u) * size, p->acc);
-                acc = p->acc;
+            const int32_t *ff;
+            if (p->in_kind == ES_HOST_IN_SPIKES) {
+                const uint8_t *in = p->in_spikes + ((size_t)b * steps + t) * p->fan_in;
+                input_sums(in, p->fan_in, p->w, p->wt, p->w_nnz, size, p->idx, p->acc, &ev,
+                           &ops);
+                ff = p->acc;
+            } else if (p->in_kind == ES_HOST_IN_STATIC) {
+                ff = p->in_sums + (size_t)b * size;
+            } else {
+                ff = p->in_sums + ((size_t)b * steps + t) * size;
+            }
+            const int32_t *acc_rec = NULL;
+            if (p->rec != NULL) {
+                if (t > 0u) {
+                    input_sums(raster + (size_t)(t - 1u) * size, size, p->rec, p->rec_t,
+                               p->rec_nnz, size, p->idx, p->acc_rec, &ev, &ops);
+                } else {
+                    memset(p->acc_rec, 0, sizeof(int32_t) * size);
+                }
+                acc_rec = p->acc_rec;
             }
             uint8_t *out = raster + (size_t)t * size;
-            if (!plain) {
-                step_general(p, ff, acc, u, v, th, p->refractory != 0u ? p->ref : NULL, out);
-            } else if (p->reset_subtract) {
-                step_plain(p, ff, acc, u, v, out, true);
+            if (plain) {
+                step_fn(p, ff, acc_rec, u, v, out);
             } else {
-                step_plain(p, ff, acc, u, v, out, false);
+                step_general(p, ff, acc_rec, u, v, th, p->refractory != 0u ? p->ref : NULL, out);
             }
             if (vsum != NULL) {
                 for (uint32_t k = 0; k < size; ++k) {
                     vsum[k] += v[k];
                 }
             }
+            if (counts != NULL) {
+                for (uint32_t k = 0; k < size; ++k) {
+                    counts[k] += out[k];
+                }
+            }
+        }
+        if (p->events != NULL) {
+            p->events[b] += ev;
+        }
+        if (p->synops != NULL) {
+            p->synops[b] += ops;
         }
     }
     return 0;
+}
+
+int32_t es_host_static_input(const uint8_t *x, uint32_t n, uint32_t steps, uint64_t row_bytes)
+{
+    for (uint32_t b = 0; b < n; ++b) {
+        const uint8_t *first = x + (size_t)b * steps * row_bytes;
+        for (uint32_t t = 1; t < steps; ++t) {
+            if (memcmp(first + (size_t)t * row_bytes, first, (size_t)row_bytes) != 0) {
+                return 0;
+            }
+        }
+    }
+    return 1;
 }
 
 uint32_t es_host_lif_version(void)

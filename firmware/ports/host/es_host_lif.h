@@ -1,11 +1,15 @@
 /*
  * Host only: the neuron update of the batched exact simulator (edgespike.sim.batch).
  *
- * The simulator computes every layer's feed-forward synaptic sums for a whole batch and all
- * time steps with one matrix product (exact: docs/SEMANTICS.md, "Bounds"); this kernel then
- * runs the layer's LIF neurons over the time steps, input by input, with the rules of
- * docs/SEMANTICS.md (the numpy reference is their definition), and adds the recurrent sums
- * event by event. It is not part of the portable core: it runs on the host library only.
+ * The simulator runs a model layer by layer over a whole batch and all time steps. A layer's
+ * feed-forward input arrives either as synaptic sums computed for every input and step at once
+ * by one exact matrix product (direct-encoded values: docs/SEMANTICS.md, "Bounds", says why the
+ * floating-point product is exact), or as the 0/1 spike raster of the previous layer (or of a
+ * spike input), whose sums this kernel adds up (event by event, or as dot products where
+ * that is cheaper). It then runs the layer's LIF
+ * neurons step by step, input by input, with the rules of docs/SEMANTICS.md (the numpy
+ * reference is their definition), adding the recurrent sums event by event too. It is not
+ * part of the portable core: it runs in the host library only.
  */
 #ifndef ES_HOST_LIF_H
 #define ES_HOST_LIF_H
@@ -16,17 +20,30 @@
 extern "C" {
 #endif
 
-#define ES_HOST_LIF_VERSION 1u
+#define ES_HOST_LIF_VERSION 3u
 
-/* One layer, n inputs, steps time steps, size neurons. Every buffer belongs to the caller. */
+/* es_host_layer_t.in_kind */
+#define ES_HOST_IN_SUMS 0u   /* in_sums: unshifted sums, n x steps x size */
+#define ES_HOST_IN_STATIC 1u /* in_sums: n x size, the same at every step (a static input) */
+#define ES_HOST_IN_SPIKES 2u /* in_spikes: n x steps x fan_in, 0 or 1, with w and w_nnz */
+
+/* One layer: n inputs, steps time steps, size neurons. Every buffer belongs to the caller and
+ * every array is C-contiguous; state outputs may be the caller's result arrays. */
 typedef struct {
     uint32_t n;              /* inputs */
     uint32_t steps;          /* time steps */
     uint32_t size;           /* neurons */
-    uint32_t ff_static;      /* 1: ff holds one step per input (n x size), used at every step */
-    const int32_t *ff;       /* unshifted feed-forward sums, n x steps x size (see ff_static) */
-    int32_t ff_exp;          /* their weight exponent, -31..16 */
-    const int32_t *rec;      /* recurrent weights, size x size (row j: from neuron j), or NULL */
+    uint32_t fan_in;         /* inputs of the layer (ES_HOST_IN_SPIKES) */
+    uint32_t in_kind;        /* ES_HOST_IN_* */
+    const int32_t *in_sums;  /* SUMS / STATIC: unshifted feed-forward sums */
+    const uint8_t *in_spikes;/* SPIKES: the input raster */
+    const int32_t *w;        /* SPIKES: weights, fan_in x size (row j: from input j) */
+    const int16_t *wt;       /* SPIKES: the same weights transposed, size x fan_in, int16 */
+    const uint32_t *w_nnz;   /* SPIKES: non-zero weights per row (SynOps per event), fan_in */
+    int32_t w_exp;           /* feed-forward weight exponent, -31..16 */
+    const int32_t *rec;      /* recurrent weights, size x size, or NULL */
+    const int16_t *rec_t;    /* recurrent weights transposed, int16 */
+    const uint32_t *rec_nnz; /* recurrent: non-zero weights per row, size */
     int32_t rec_exp;         /* recurrent weight exponent */
     uint32_t du, dv;         /* decays, 0..4096 */
     uint32_t adapt_decay;    /* 0..4096 */
@@ -38,13 +55,23 @@ typedef struct {
     uint8_t *spikes;         /* out: n x steps x size, 0 or 1 */
     int32_t *u, *v, *th;     /* out: n x size, the state after the last step */
     int64_t *vsum;           /* out, optional (NULL): n x size, the sum over steps of v */
+    int32_t *counts;         /* out, optional (NULL): n x size, spikes per neuron */
+    int64_t *events;         /* out, optional: n, input events counted here (SPIKES inputs and
+                                recurrent spikes), added to */
+    int64_t *synops;         /* out, optional: n, their SynOps, added to */
     uint8_t *ref;            /* scratch: size bytes (refractory counters); NULL if refractory 0 */
-    int32_t *acc;            /* scratch: size int32 (recurrent sums); NULL if rec is NULL */
+    int32_t *acc;            /* scratch: size int32 (SPIKES sums); NULL unless SPIKES */
+    int32_t *acc_rec;        /* scratch: size int32 (recurrent sums); NULL if rec is NULL */
+    uint32_t *idx;           /* scratch: max(fan_in, size) uint32 (event indices); SPIKES or rec */
 } es_host_layer_t;
 
 /* Run the layer from reset state (u, v, th are zeroed first). Returns 0, or 1 if a buffer
- * that the parameters need is NULL. */
+ * that the parameters need is NULL or in_kind is unknown. */
 int32_t es_host_lif_layer(const es_host_layer_t *p);
+
+/* 1 if every input's steps are byte-for-byte its first step (a static input), else 0.
+ * x: n inputs of steps rows of row_bytes bytes each, contiguous. */
+int32_t es_host_static_input(const uint8_t *x, uint32_t n, uint32_t steps, uint64_t row_bytes);
 
 uint32_t es_host_lif_version(void);
 

@@ -73,31 +73,52 @@ class _LayerArgs(ctypes.Structure):
 
     _fields_ = [
         ("n", ctypes.c_uint32), ("steps", ctypes.c_uint32), ("size", ctypes.c_uint32),
-        ("ff_static", ctypes.c_uint32), ("ff", ctypes.c_void_p), ("ff_exp", ctypes.c_int32),
-        ("rec", ctypes.c_void_p), ("rec_exp", ctypes.c_int32),
+        ("fan_in", ctypes.c_uint32), ("in_kind", ctypes.c_uint32),
+        ("in_sums", ctypes.c_void_p), ("in_spikes", ctypes.c_void_p), ("w", ctypes.c_void_p),
+        ("wt", ctypes.c_void_p), ("w_nnz", ctypes.c_void_p), ("w_exp", ctypes.c_int32),
+        ("rec", ctypes.c_void_p), ("rec_t", ctypes.c_void_p), ("rec_nnz", ctypes.c_void_p),
+        ("rec_exp", ctypes.c_int32),
         ("du", ctypes.c_uint32), ("dv", ctypes.c_uint32), ("adapt_decay", ctypes.c_uint32),
         ("adapt_step6", ctypes.c_int32), ("refractory", ctypes.c_uint32),
         ("reset_subtract", ctypes.c_uint32), ("vth6", ctypes.c_void_p), ("bias", ctypes.c_void_p),
         ("spikes", ctypes.c_void_p), ("u", ctypes.c_void_p), ("v", ctypes.c_void_p),
-        ("th", ctypes.c_void_p), ("vsum", ctypes.c_void_p), ("ref", ctypes.c_void_p),
-        ("acc", ctypes.c_void_p),
+        ("th", ctypes.c_void_p), ("vsum", ctypes.c_void_p), ("counts", ctypes.c_void_p),
+        ("events", ctypes.c_void_p), ("synops", ctypes.c_void_p), ("ref", ctypes.c_void_p),
+        ("acc", ctypes.c_void_p), ("acc_rec", ctypes.c_void_p), ("idx", ctypes.c_void_p),
     ]
 
 
+#: es_host_layer_t.in_kind
+_IN_SUMS, _IN_STATIC, _IN_SPIKES = 0, 1, 2
+_KERNEL_VERSION = 3
+
+
+@dataclass(frozen=True)
+class _Kernel:
+    layer: Any      # es_host_lif_layer
+    static: Any     # es_host_static_input
+
+
 @functools.lru_cache(maxsize=1)
-def _c_kernel() -> Optional[Any]:
-    """``es_host_lif_layer`` from the host library, or None when it is not built (or too old)."""
+def _c_kernel() -> Optional[_Kernel]:
+    """The host library's neuron update, or None when it is not built (or too old)."""
     from edgespike import paths
 
     try:
         lib = ctypes.CDLL(str(paths.host_library()))
-        fn = lib.es_host_lif_layer
+        version = lib.es_host_lif_version
+        version.restype = ctypes.c_uint32
+        if version() != _KERNEL_VERSION:
+            raise AttributeError(f"es_host_lif version {version()}, need {_KERNEL_VERSION}")
+        layer, static = lib.es_host_lif_layer, lib.es_host_static_input
     except (ToolMissing, OSError, AttributeError) as exc:
         log.info("batched simulator: C neuron kernel unavailable (%s); using numpy", exc)
         return None
-    fn.restype = ctypes.c_int32
-    fn.argtypes = [ctypes.POINTER(_LayerArgs)]
-    return fn
+    layer.restype = ctypes.c_int32
+    layer.argtypes = [ctypes.POINTER(_LayerArgs)]
+    static.restype = ctypes.c_int32
+    static.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint64]
+    return _Kernel(layer, static)
 
 
 def kernel_available() -> bool:
@@ -119,7 +140,9 @@ class _Proj:
     mat: np.ndarray          # fan_in x fan_out, float32 or float64
     exp: int
     nnz: np.ndarray          # float64 per row: non-zero weights (SynOps per event)
-    ints: np.ndarray         # int32 fan_in x fan_out (the recurrent rows of the C kernel)
+    ints: np.ndarray         # int32 fan_in x fan_out (the rows the C kernel adds per event)
+    trans16: np.ndarray      # int16 fan_out x fan_in (the columns of its dot products)
+    nnz32: np.ndarray        # uint32 per row, for the C kernel
 
     @staticmethod
     def of(w: Weights, bound: int) -> "_Proj":
@@ -127,9 +150,11 @@ class _Proj:
         worst = int(max(np.clip(m, 0, None).sum(axis=0).max(),
                         np.clip(-m, 0, None).sum(axis=0).max())) * int(bound)
         dtype = np.float32 if worst <= F32_EXACT else np.float64
+        nnz = (m != 0).sum(axis=1)
         return _Proj(mat=np.ascontiguousarray(m, dtype=dtype), exp=int(w.exp),
-                     nnz=(m != 0).sum(axis=1).astype(np.float64),
-                     ints=np.ascontiguousarray(m, dtype=np.int32))
+                     nnz=nnz.astype(np.float64), ints=np.ascontiguousarray(m, dtype=np.int32),
+                     trans16=np.ascontiguousarray(m.T, dtype=np.int16),  # |w| <= 255
+                     nnz32=nnz.astype(np.uint32))
 
 
 @dataclass(frozen=True)
@@ -225,6 +250,7 @@ class BatchSim:
             raise ToolMissing("the batched simulator's C kernel (es_host_lif_layer) is not in the "
                               "host library; build it with: bash firmware/build.sh")
         self.kernel = "c" if self._c is not None else "numpy"
+        self._local = threading.local()
         self.spec = _InputSpec(int(model.timesteps), int(model.input_size),
                                str(model.input_kind), int(model.input_max_abs))
         self.decoding = str(model.decoding)
@@ -280,11 +306,11 @@ class BatchSim:
             scores=np.zeros((n, self.output_size), dtype=np.int64),
             counters=np.zeros((n, len(self.layers), 4), dtype=np.int64),
         )
-        if record:
-            res.spikes = [np.zeros((n, t, s), dtype=np.uint8) for s in sizes]
-            res.u = [np.zeros((n, s), dtype=np.int32) for s in sizes]
-            res.v = [np.zeros((n, s), dtype=np.int32) for s in sizes]
-            res.th = [np.zeros((n, s), dtype=np.int32) for s in sizes]
+        if record:  # every element is written by the chunks
+            res.spikes = [np.empty((n, t, s), dtype=np.uint8) for s in sizes]
+            res.u = [np.empty((n, s), dtype=np.int32) for s in sizes]
+            res.v = [np.empty((n, s), dtype=np.int32) for s in sizes]
+            res.th = [np.empty((n, s), dtype=np.int32) for s in sizes]
         if n == 0:
             return res
         chunk = self.chunk
@@ -311,58 +337,99 @@ class BatchSim:
 
     # ---- one chunk ----------------------------------------------------------------------------
 
+    def _buffer(self, name: Any, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """A work array of this thread, kept between calls (a fresh large array costs page
+        faults on every call); its contents are whatever the last user left."""
+        store = self._local.__dict__.setdefault("buffers", {})
+        buf = store.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = np.empty(shape, dtype=dtype)
+            store[name] = buf
+        return buf
+
+    def _is_static(self, x: np.ndarray, static: Optional[bool]) -> bool:
+        """Whether every input of ``x`` is the same at every step (direct-input models)."""
+        if self.spec.input_kind != "values" or static is False:
+            return False
+        t = x.shape[1]
+        if t == 1:
+            same = True
+        elif self._c is not None and x.flags.c_contiguous:
+            same = bool(self._c.static(x.ctypes.data, x.shape[0], t, x.shape[2] * x.itemsize))
+        else:
+            same = all(np.array_equal(x[:, s], x[:, 0]) for s in range(1, t))
+        if static and not same:
+            raise InputError("static=True, but the input changes between time steps")
+        return same
+
     def _run_chunk(self, x_all: np.ndarray, a: int, b: int, res: BatchResult,
                    static: Optional[bool]) -> None:
         """Inputs ``a..b-1``: every layer, written into ``res``'s rows ``a..b-1``."""
         x = x_all[a:b]
         n, t = x.shape[0], self.spec.timesteps
-        is_static = False
-        if self.spec.input_kind == "values" and static is not False:
-            same = t == 1 or bool((x[:, 1:] == x[:, :1]).all())
-            if static and not same:
-                raise InputError("static=True, but the input changes between time steps")
-            is_static = same
+        is_static = self._is_static(x, static)
         counters = res.counters[a:b]
         counters[:, :, 2] = [t * layer.size for layer in self.layers]
-        # layer 0's operand and its non-zero counts per (input, channel) over the steps
-        if is_static:
-            x0 = x[:, 0, :]
-            nz = (x0 != 0).astype(np.float64) * t
+        record = res.spikes is not None
+        spikes = self.spec.input_kind == "spikes"
+        if spikes and self._c is not None:
+            operand = np.ascontiguousarray(x, dtype=np.uint8)   # 0/1: checked
+        elif is_static:
+            operand = x[:, 0, :]
         else:
-            x0 = x.reshape(n * t, -1)
-            nz = (x != 0).sum(axis=1, dtype=np.int64).astype(np.float64)
-        operand = x0
+            operand = x.reshape(n * t, -1)
+        counts = None
         last = len(self.layers) - 1
         for li, layer in enumerate(self.layers):
-            ff = layer.ff
-            sums = np.matmul(operand.astype(ff.mat.dtype, copy=False), ff.mat)
-            sums = sums.astype(np.int32)
+            size = layer.size
             want_vsum = li == last and self.decoding == "membrane_sum"
-            if self._c is not None:
-                raster, u, v, th, vsum = self._lif_c(layer, sums, n, is_static and li == 0,
-                                                     want_vsum)
+            if record:
+                raster, u, v, th = (res.spikes[li][a:b], res.u[li][a:b], res.v[li][a:b],
+                                    res.th[li][a:b])
             else:
-                raster, u, v, th, vsum = _lif_numpy(layer, sums, n, t, is_static and li == 0,
-                                                    want_vsum)
-            counts = raster.sum(axis=1, dtype=np.int64)               # (n, size) spikes
-            counters[:, li, 0] = nz.sum(axis=1).astype(np.int64)
-            counters[:, li, 1] = (nz @ ff.nnz).astype(np.int64)
+                raster = self._buffer(("raster", li), (n, t, size), np.uint8)
+                u, v, th = (self._buffer((key, li), (n, size), np.int32) for key in "uvt")
+            vsum = self._buffer("vsum", (n, size), np.int64) if want_vsum else None
+            by_events = self._c is not None and (li > 0 or spikes)
+            if not by_events:
+                # one exact product for the batch (and every step, unless static)
+                if li == 0 and is_static:
+                    nz = (operand != 0).astype(np.float64) * t
+                elif li == 0:
+                    nz = (x != 0).sum(axis=1, dtype=np.int64).astype(np.float64)
+                else:
+                    nz = counts.astype(np.float64)
+                counters[:, li, 0] = nz.sum(axis=1).astype(np.int64)
+                counters[:, li, 1] = (nz @ layer.ff.nnz).astype(np.int64)
+                sums = np.matmul(operand.astype(layer.ff.mat.dtype, copy=False), layer.ff.mat)
+                sums = sums.astype(np.int32)
+            if self._c is not None:
+                counts = self._buffer(("counts", li), (n, size), np.int32)
+                ev = np.zeros(n, dtype=np.int64)
+                ops = np.zeros(n, dtype=np.int64)
+                if by_events:
+                    kind, sums = _IN_SPIKES, None
+                else:
+                    kind = _IN_STATIC if li == 0 and is_static else _IN_SUMS
+                    sums = np.ascontiguousarray(sums)
+                self._lif_c(layer, n, kind, sums, operand if by_events else None,
+                            raster, u, v, th, vsum, counts, ev, ops)
+                counters[:, li, 0] += ev
+                counters[:, li, 1] += ops
+            else:
+                _lif_numpy(layer, sums, n, t, li == 0 and is_static, raster, u, v, th, vsum)
+                counts = raster.sum(axis=1, dtype=np.int64)
+                if layer.rec is not None:
+                    prev = (counts - raster[:, -1, :]).astype(np.float64)  # steps 0..T-2
+                    counters[:, li, 0] += prev.sum(axis=1).astype(np.int64)
+                    counters[:, li, 1] += (prev @ layer.rec.nnz).astype(np.int64)
             counters[:, li, 3] = counts.sum(axis=1)
-            if layer.rec is not None:
-                prev = (counts - raster[:, -1, :]).astype(np.float64)  # spikes of steps 0..T-2
-                counters[:, li, 0] += prev.sum(axis=1).astype(np.int64)
-                counters[:, li, 1] += (prev @ layer.rec.nnz).astype(np.int64)
-            if res.spikes is not None:
-                res.spikes[li][a:b] = raster
-                res.u[li][a:b] = u
-                res.v[li][a:b] = v
-                res.th[li][a:b] = th
             if li == last:
                 self._decode(res.scores[a:b], raster, counts, v, vsum, t)
+            elif self._c is not None:
+                operand = raster
             else:
-                nz = counts.astype(np.float64)
-                operand = raster.reshape(n * t, layer.size)
-                is_static = False
+                operand = raster.reshape(n * t, size)
 
     def _decode(self, scores: np.ndarray, raster: np.ndarray, counts: np.ndarray,
                 v: np.ndarray, vsum: Optional[np.ndarray], t: int) -> None:
@@ -377,29 +444,35 @@ class BatchSim:
             first = np.argmax(raster, axis=1)
             scores[:] = np.where(fired, t - first, 0)
 
-    def _lif_c(self, layer: _Layer, sums: np.ndarray, n: int, static: bool, want_vsum: bool):
-        t, size = self.spec.timesteps, layer.size
-        raster = np.empty((n, t, size), dtype=np.uint8)
-        u = np.empty((n, size), dtype=np.int32)
-        v = np.empty((n, size), dtype=np.int32)
-        th = np.empty((n, size), dtype=np.int32)
-        vsum = np.empty((n, size), dtype=np.int64) if want_vsum else None
-        ref = np.empty(size, dtype=np.uint8) if layer.refractory else None
-        acc = np.empty(size, dtype=np.int32) if layer.rec is not None else None
-        sums = np.ascontiguousarray(sums)
+    def _lif_c(self, layer: _Layer, n: int, kind: int, sums: Optional[np.ndarray],
+               spikes_in: Optional[np.ndarray], raster: np.ndarray, u: np.ndarray,
+               v: np.ndarray, th: np.ndarray, vsum: Optional[np.ndarray], counts: np.ndarray,
+               events: np.ndarray, synops: np.ndarray) -> None:
+        size = layer.size
+        rec = layer.rec
+        ref = self._buffer("ref", (size,), np.uint8) if layer.refractory else None
+        acc = self._buffer("acc", (size,), np.int32) if kind == _IN_SPIKES else None
+        acc_rec = self._buffer("acc_rec", (size,), np.int32) if rec is not None else None
+        fan_in = layer.ff.ints.shape[0]
+        idx = self._buffer("idx", (max(fan_in, size),), np.uint32) \
+            if kind == _IN_SPIKES or rec is not None else None
         args = _LayerArgs(
-            n=n, steps=t, size=size, ff_static=int(static), ff=_ptr(sums), ff_exp=layer.ff.exp,
-            rec=_ptr(layer.rec.ints) if layer.rec is not None else None,
-            rec_exp=layer.rec.exp if layer.rec is not None else 0,
+            n=n, steps=self.spec.timesteps, size=size, fan_in=fan_in,
+            in_kind=kind, in_sums=_ptr(sums), in_spikes=_ptr(spikes_in),
+            w=_ptr(layer.ff.ints), wt=_ptr(layer.ff.trans16), w_nnz=_ptr(layer.ff.nnz32),
+            w_exp=layer.ff.exp, rec=_ptr(rec.ints) if rec is not None else None,
+            rec_t=_ptr(rec.trans16) if rec is not None else None,
+            rec_nnz=_ptr(rec.nnz32) if rec is not None else None,
+            rec_exp=rec.exp if rec is not None else 0,
             du=layer.du, dv=layer.dv, adapt_decay=layer.adapt_decay,
             adapt_step6=layer.adapt_step << 6, refractory=layer.refractory,
             reset_subtract=int(layer.subtract), vth6=_ptr(layer.vth6), bias=_ptr(layer.bias),
             spikes=_ptr(raster), u=_ptr(u), v=_ptr(v), th=_ptr(th), vsum=_ptr(vsum),
-            ref=_ptr(ref), acc=_ptr(acc),
+            counts=_ptr(counts), events=_ptr(events), synops=_ptr(synops), ref=_ptr(ref),
+            acc=_ptr(acc), acc_rec=_ptr(acc_rec), idx=_ptr(idx),
         )
-        if self._c(ctypes.byref(args)) != 0:
+        if self._c.layer(ctypes.byref(args)) != 0:
             raise RuntimeError("es_host_lif_layer refused its arguments (a bug in batch.py)")
-        return raster, u, v, th, vsum
 
 
 # ---- the numpy neuron update (no host library) -----------------------------------------------
@@ -417,8 +490,11 @@ def _decay(x: np.ndarray, d: int) -> np.ndarray:
     return np.sign(p) * (np.abs(p) >> 12)
 
 
-def _lif_numpy(layer: _Layer, sums: np.ndarray, n: int, t: int, static: bool, want_vsum: bool):
-    """The neuron update of docs/SEMANTICS.md vectorised over the batch, step by step."""
+def _lif_numpy(layer: _Layer, sums: np.ndarray, n: int, t: int, static: bool,
+               raster: np.ndarray, u_out: np.ndarray, v_out: np.ndarray, th_out: np.ndarray,
+               vsum_out: Optional[np.ndarray]) -> None:
+    """The neuron update of docs/SEMANTICS.md vectorised over the batch, step by step; writes
+    the raster, the final states and (if given) the sum of v over the steps."""
     size = layer.size
     ff = _shift(sums.astype(np.int64).reshape(n, 1 if static else t, size), layer.ff.exp)
     u = np.zeros((n, size), dtype=np.int64)
@@ -426,8 +502,7 @@ def _lif_numpy(layer: _Layer, sums: np.ndarray, n: int, t: int, static: bool, wa
     th = np.zeros_like(u)
     ref = np.zeros_like(u)
     prev = np.zeros_like(u)
-    vsum = np.zeros_like(u) if want_vsum else None
-    raster = np.zeros((n, t, size), dtype=np.uint8)
+    vsum = np.zeros_like(u) if vsum_out is not None else None
     vth6, bias = layer.vth6.astype(np.int64), layer.bias.astype(np.int64)
     for step in range(t):
         a_in = ff[:, 0 if static else step, :]
@@ -451,8 +526,9 @@ def _lif_numpy(layer: _Layer, sums: np.ndarray, n: int, t: int, static: bool, wa
         raster[:, step, :] = spike
         if vsum is not None:
             vsum += v
-    return (raster, u.astype(np.int32), v.astype(np.int32), th.astype(np.int32),
-            vsum)
+    u_out[:], v_out[:], th_out[:] = u, v, th
+    if vsum_out is not None:
+        vsum_out[:] = vsum
 
 
 # ---- module-level functions (prepared models cached by content) -------------------------------
