@@ -191,6 +191,9 @@ def test_static_input_detected_forced_and_refused():
         for static in (None, False):
             assert_same(model, want, sim.run(x, static=static).outputs())
     assert_same(model, reference.run_batch(model, still), sim.run(still, static=True).outputs())
+    view = np.broadcast_to(still[:, :1], still.shape)  # stride 0 over the steps
+    assert view.strides[1] == 0
+    assert_same(model, reference.run_batch(model, still), sim.run(view).outputs())
     with pytest.raises(InputError, match="static=True"):
         sim.run(moving, static=True)
 
