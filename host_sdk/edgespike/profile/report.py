@@ -11,11 +11,11 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from edgespike.errors import InputError
 from edgespike.model import Model, to_bytes
 from edgespike.profile.ann import AnnBaseline, ann_baseline
 from edgespike.profile.counters import CounterCheck, CounterSummary, compare_counters, summarize
 from edgespike.profile.energy import EnergyResult, Target, evaluate
-from edgespike.sim import reference
 from edgespike.sim.reference import RunOutput
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,8 @@ def build(model: Model, inputs: np.ndarray, device_out: Sequence[RunOutput],
 
 
 def run_backend(name: str, model: Model, inputs: np.ndarray) -> list[RunOutput]:
-    """Run ``inputs`` on a host back-end (``reference``, ``core``, ``lava``, ``pynn``)."""
+    """Run ``inputs`` on a host back-end (``batch``, ``reference``, ``core``, ``lava``,
+    ``pynn``)."""
     from edgespike.backends import get_backend
 
     return list(get_backend(name).run_batch(model, inputs))
@@ -189,13 +190,21 @@ def run_backend(name: str, model: Model, inputs: np.ndarray) -> list[RunOutput]:
 def profile_device(model: Model, inputs: np.ndarray, device: Any, targets: dict[str, Target], *,
                    labels: Optional[np.ndarray] = None, backend: Optional[str] = None,
                    ann_passes: Optional[int] = None,
-                   progress: Optional[ProgressFn] = None) -> tuple[ProfileReport, list[RunOutput],
-                                                                   list[RunOutput]]:
-    """Deploy ``model`` on an open device, run every input there and on the numpy reference
-    (and on ``backend`` for the neuromorphic counts), and build the report.
+                   progress: Optional[ProgressFn] = None,
+                   host_sim: str = "batch") -> tuple[ProfileReport, list[RunOutput],
+                                                     list[RunOutput]]:
+    """Deploy ``model`` on an open device, run every input there and on an exact host
+    simulator (``host_sim``: ``batch``, the default and fastest, ``reference`` or ``core``; all
+    bit-identical to the numpy reference) for the expected results (and on ``backend`` for the
+    neuromorphic counts), and build the report.
 
-    Returns ``(report, device outputs, reference outputs)``.
+    Returns ``(report, device outputs, expected outputs)``.
     """
+    from edgespike.backends import HOST_SIMULATORS
+
+    if host_sim not in HOST_SIMULATORS:
+        raise InputError(f"host simulator {host_sim!r}: choose one of "
+                         f"{', '.join(HOST_SIMULATORS)}")
     info = device.hello()
     t0 = time.perf_counter()
     device.deploy(model)
@@ -203,14 +212,16 @@ def profile_device(model: Model, inputs: np.ndarray, device: Any, targets: dict[
     t0 = time.perf_counter()
     dev_out = device.run_batch(inputs, record_spikes=True, model=model, progress=progress)
     run_s = time.perf_counter() - t0
-    ref_out = reference.run_batch(model, inputs)
+    ref_out = run_backend(host_sim, model, inputs)
     back_out = None
     if backend and backend != "device":
-        back_out = ref_out if backend == "reference" else run_backend(backend, model, inputs)
+        back_out = ref_out if backend == host_sim else run_backend(backend, model, inputs)
     report = build(model, inputs, dev_out, ref_out, targets, board=info.board, core=info.core,
                    clock_hz=info.clock_hz, labels=labels, backend_out=back_out,
                    backend=backend or "", ann_passes=ann_passes, device_run_s=run_s,
                    upload_s=upload_s, memory=memory_of(model, info.board, info))
+    report.notes.append(f"expected results from the host simulator '{host_sim}' "
+                        "(bit-identical to the numpy reference)")
     return report, dev_out, ref_out
 
 
