@@ -260,3 +260,37 @@ def test_a_in_limit_is_what_the_validator_says():
     with pytest.raises(ModelError, match="2\\^17"):
         m.validate()
     assert A_IN_LIMIT == 1 << 17
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int16", "uint16", "int32", "uint32",
+                                   "int64", "uint64", "bool", "float32"])
+@pytest.mark.parametrize("static", [False, True], ids=["changing", "static"])
+def test_input_check_at_the_bounds_is_the_reference_check(dtype, static):
+    """The one-pass range check of contiguous integer inputs accepts exactly what the
+    reference's check accepts and, for anything else, raises the reference's own error."""
+    m = Model(input_size=3, timesteps=4, input_kind="values", input_max_abs=100,
+              decoding="membrane_sum",
+              layers=[Layer(Weights(np.array([[5, -3], [2, 9], [-7, 1]], np.int8)),
+                            Neurons(vth=40))]).validate()
+    base = np.array([[[100, 0, 3]], [[7, 1, 0]]])
+    if np.dtype(dtype).kind in "ub":
+        base = np.abs(base) > 0 if dtype == "bool" else np.abs(base)
+    x = np.repeat(base, 4, axis=1)
+    if not static:
+        x[1, 2, 1] = 0 if dtype == "bool" else 1 + (np.dtype(dtype).kind != "u")
+    x = x.astype(dtype)
+    assert_same(m, reference.run_batch(m, x), batch.run_batch(m, x))
+    for bad in (101, -101, 255, 2**31 - 1):
+        y = x.astype(object)
+        y[1, 3, 2] = bad
+        try:
+            y = y.astype(dtype)
+        except OverflowError:
+            continue
+        if int(y[1, 3, 2]) == int(x[1, 3, 2]) or -100 <= int(y[1, 3, 2]) <= 100:
+            continue  # the dtype cannot hold it
+        with pytest.raises(InputError) as want:
+            reference.run_batch(m, y)
+        with pytest.raises(InputError) as got:
+            batch.run_batch(m, y)
+        assert str(got.value) == str(want.value)

@@ -54,50 +54,64 @@ static es_shift_t shift_of(int32_t e)
     return s;
 }
 
-/* acc = the sum of the rows of w (fan_in x size) whose input is on in this step's 0/1 row,
- * in = 0/1 bytes; adds the events and their SynOps to *events / *synops. The indices of the
- * events are gathered first without branches. Then either the rows of the events are added
- * (cheap when few inputs are on or the layer is wide), or, when that would cost more, each
- * neuron's sum is taken as a dot product of the whole row with its column (wt: w transposed,
- * int16, size x fan_in; a vectorised multiply-add of every input). Both sums are exact: every
- * partial sum lies within the validator's bound, below 2^31. */
+/* acc = the sum of the rows of w (fan_in x size) whose input is on in this step's 0/1 row
+ * (in: 0/1 bytes); adds the events and their SynOps to *events / *synops. Either the rows of
+ * the events are added (cheap when few inputs are on or the layer is wide), or, when that
+ * would cost more, each neuron's sum is a dot product of the whole row with its column (w
+ * transposed: wt8 when every weight fits int8, else wt16; a vectorised multiply-add of every
+ * input, VNNI's where the host has it). Both are exact: every partial sum lies within the
+ * validator's bound, below 2^31 (docs/SEMANTICS.md, "Bounds"). */
 static void input_sums(const uint8_t *restrict in, uint32_t fan_in, const int32_t *restrict w,
-                       const int16_t *restrict wt, const uint32_t *restrict nnz, uint32_t size,
-                       uint32_t *restrict idx, int32_t *restrict acc, int64_t *events,
-                       int64_t *synops)
+                       const int8_t *restrict wt8, const int16_t *restrict wt16,
+                       const uint32_t *restrict nnz, uint32_t size, uint32_t *restrict idx,
+                       int32_t *restrict acc, int64_t *events, int64_t *synops)
 {
     uint32_t m = 0;
     for (uint32_t j = 0; j < fan_in; ++j) {
-        idx[m] = j;
-        m += in[j] != 0u;
-    }
-    int64_t ops = 0;
-    for (uint32_t i = 0; i < m; ++i) {
-        ops += nnz[idx[i]];
+        m += in[j];
     }
     *events += m;
-    *synops += ops;
     /* estimated cycles: per event a row of size adds (16 lanes) plus overhead; per neuron a
-     * dot product of fan_in pairs (32 lanes) plus its reduction */
-    const uint64_t by_rows = (uint64_t)m * (size / 16u + 6u);
-    const uint64_t by_dots = (uint64_t)size * (fan_in / 32u + 10u);
+     * dot product over every input (64 or 32 lanes) plus its reduction */
+    const uint64_t by_rows = (uint64_t)m * (size / 16u + 6u) + fan_in;
+    const uint64_t by_dots = (uint64_t)size * (fan_in / (wt8 != NULL ? 64u : 32u) + 10u);
     if (by_rows <= by_dots) {
+        uint32_t k_on = 0;
+        for (uint32_t j = 0; j < fan_in; ++j) { /* the indices of the events, no branches */
+            idx[k_on] = j;
+            k_on += in[j] != 0u;
+        }
+        int64_t ops = 0;
         memset(acc, 0, sizeof(int32_t) * size);
-        for (uint32_t i = 0; i < m; ++i) {
+        for (uint32_t i = 0; i < k_on; ++i) {
             const int32_t *restrict row = w + (size_t)idx[i] * size;
+            ops += nnz[idx[i]];
             for (uint32_t k = 0; k < size; ++k) {
                 acc[k] += row[k];
             }
         }
-    } else {
-        for (uint32_t k = 0; k < size; ++k) {
-            const int16_t *restrict col = wt + (size_t)k * fan_in;
-            int32_t sum = 0;
+        *synops += ops;
+        return;
+    }
+    int64_t ops = 0;
+    for (uint32_t j = 0; j < fan_in; ++j) {
+        ops += (int64_t)in[j] * nnz[j];
+    }
+    *synops += ops;
+    for (uint32_t k = 0; k < size; ++k) {
+        int32_t sum = 0;
+        if (wt8 != NULL) {
+            const int8_t *restrict col = wt8 + (size_t)k * fan_in;
             for (uint32_t j = 0; j < fan_in; ++j) {
                 sum += (int32_t)in[j] * (int32_t)col[j];
             }
-            acc[k] = sum;
+        } else {
+            const int16_t *restrict col = wt16 + (size_t)k * fan_in;
+            for (uint32_t j = 0; j < fan_in; ++j) {
+                sum += (int32_t)in[j] * (int32_t)col[j];
+            }
         }
+        acc[k] = sum;
     }
 }
 
@@ -200,12 +214,12 @@ int32_t es_host_lif_layer(const es_host_layer_t *p)
 {
     if (p == NULL || p->vth6 == NULL || p->bias == NULL || p->spikes == NULL ||
         p->u == NULL || p->v == NULL || p->th == NULL ||
-        (p->rec != NULL && (p->acc_rec == NULL || p->rec_nnz == NULL || p->rec_t == NULL ||
-                            p->idx == NULL)) ||
+        (p->rec != NULL && (p->acc_rec == NULL || p->rec_nnz == NULL || p->idx == NULL ||
+                            (p->rec_t8 == NULL && p->rec_t16 == NULL))) ||
         (p->refractory != 0u && p->ref == NULL) || p->in_kind > ES_HOST_IN_SPIKES ||
         (p->in_kind == ES_HOST_IN_SPIKES &&
-         (p->in_spikes == NULL || p->w == NULL || p->wt == NULL || p->w_nnz == NULL ||
-          p->acc == NULL || p->idx == NULL)) ||
+         (p->in_spikes == NULL || p->w == NULL || (p->wt8 == NULL && p->wt16 == NULL) ||
+          p->w_nnz == NULL || p->acc == NULL || p->idx == NULL)) ||
         (p->in_kind != ES_HOST_IN_SPIKES && p->in_sums == NULL)) {
         return 1;
     }
@@ -236,8 +250,8 @@ int32_t es_host_lif_layer(const es_host_layer_t *p)
             const int32_t *ff;
             if (p->in_kind == ES_HOST_IN_SPIKES) {
                 const uint8_t *in = p->in_spikes + ((size_t)b * steps + t) * p->fan_in;
-                input_sums(in, p->fan_in, p->w, p->wt, p->w_nnz, size, p->idx, p->acc, &ev,
-                           &ops);
+                input_sums(in, p->fan_in, p->w, p->wt8, p->wt16, p->w_nnz, size, p->idx,
+                           p->acc, &ev, &ops);
                 ff = p->acc;
             } else if (p->in_kind == ES_HOST_IN_STATIC) {
                 ff = p->in_sums + (size_t)b * size;
@@ -247,8 +261,8 @@ int32_t es_host_lif_layer(const es_host_layer_t *p)
             const int32_t *acc_rec = NULL;
             if (p->rec != NULL) {
                 if (t > 0u) {
-                    input_sums(raster + (size_t)(t - 1u) * size, size, p->rec, p->rec_t,
-                               p->rec_nnz, size, p->idx, p->acc_rec, &ev, &ops);
+                    input_sums(raster + (size_t)(t - 1u) * size, size, p->rec, p->rec_t8,
+                               p->rec_t16, p->rec_nnz, size, p->idx, p->acc_rec, &ev, &ops);
                 } else {
                     memset(p->acc_rec, 0, sizeof(int32_t) * size);
                 }
@@ -292,6 +306,53 @@ int32_t es_host_static_input(const uint8_t *x, uint32_t n, uint32_t steps, uint6
         }
     }
     return 1;
+}
+
+/* The smallest and largest value of rows of one integer type, vectorised. */
+#define ES_RANGE_OF(T)                                                                          \
+    static void range_##T(const T *x, uint64_t rows, uint64_t row_elems, uint64_t stride,       \
+                          int64_t *lo, int64_t *hi)                                              \
+    {                                                                                            \
+        T mn = x[0], mx = x[0];                                                                  \
+        for (uint64_t r = 0; r < rows; ++r) {                                                    \
+            const T *restrict row = x + r * stride;                                              \
+            for (uint64_t i = 0; i < row_elems; ++i) {                                           \
+                mn = row[i] < mn ? row[i] : mn;                                                  \
+                mx = row[i] > mx ? row[i] : mx;                                                  \
+            }                                                                                    \
+        }                                                                                        \
+        *lo = (int64_t)mn;                                                                       \
+        *hi = (int64_t)mx;                                                                       \
+    }
+ES_RANGE_OF(int8_t)
+ES_RANGE_OF(uint8_t)
+ES_RANGE_OF(int16_t)
+ES_RANGE_OF(uint16_t)
+ES_RANGE_OF(int32_t)
+ES_RANGE_OF(uint32_t)
+ES_RANGE_OF(int64_t)
+
+int32_t es_host_value_range(const void *x, uint32_t kind, uint64_t rows, uint64_t row_elems,
+                            uint64_t stride, int64_t *lo, int64_t *hi)
+{
+    if (x == NULL || lo == NULL || hi == NULL || rows == 0u || row_elems == 0u) {
+        return 1;
+    }
+    switch (kind) {
+    case ES_HOST_INT8: range_int8_t((const int8_t *)x, rows, row_elems, stride, lo, hi); break;
+    case ES_HOST_UINT8: range_uint8_t((const uint8_t *)x, rows, row_elems, stride, lo, hi); break;
+    case ES_HOST_INT16: range_int16_t((const int16_t *)x, rows, row_elems, stride, lo, hi); break;
+    case ES_HOST_UINT16:
+        range_uint16_t((const uint16_t *)x, rows, row_elems, stride, lo, hi);
+        break;
+    case ES_HOST_INT32: range_int32_t((const int32_t *)x, rows, row_elems, stride, lo, hi); break;
+    case ES_HOST_UINT32:
+        range_uint32_t((const uint32_t *)x, rows, row_elems, stride, lo, hi);
+        break;
+    case ES_HOST_INT64: range_int64_t((const int64_t *)x, rows, row_elems, stride, lo, hi); break;
+    default: return 1;
+    }
+    return 0;
 }
 
 uint32_t es_host_lif_version(void)

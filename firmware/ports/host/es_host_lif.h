@@ -20,7 +20,7 @@
 extern "C" {
 #endif
 
-#define ES_HOST_LIF_VERSION 3u
+#define ES_HOST_LIF_VERSION 4u
 
 /* es_host_layer_t.in_kind */
 #define ES_HOST_IN_SUMS 0u   /* in_sums: unshifted sums, n x steps x size */
@@ -38,11 +38,14 @@ typedef struct {
     const int32_t *in_sums;  /* SUMS / STATIC: unshifted feed-forward sums */
     const uint8_t *in_spikes;/* SPIKES: the input raster */
     const int32_t *w;        /* SPIKES: weights, fan_in x size (row j: from input j) */
-    const int16_t *wt;       /* SPIKES: the same weights transposed, size x fan_in, int16 */
+    const int8_t *wt8;       /* SPIKES: the same weights transposed, size x fan_in, when every
+                                weight fits int8 (else NULL) */
+    const int16_t *wt16;     /* SPIKES: ... as int16 (used when wt8 is NULL) */
     const uint32_t *w_nnz;   /* SPIKES: non-zero weights per row (SynOps per event), fan_in */
     int32_t w_exp;           /* feed-forward weight exponent, -31..16 */
     const int32_t *rec;      /* recurrent weights, size x size, or NULL */
-    const int16_t *rec_t;    /* recurrent weights transposed, int16 */
+    const int8_t *rec_t8;    /* recurrent weights transposed, int8 (or NULL) */
+    const int16_t *rec_t16;  /* ... as int16 (used when rec_t8 is NULL) */
     const uint32_t *rec_nnz; /* recurrent: non-zero weights per row, size */
     int32_t rec_exp;         /* recurrent weight exponent */
     uint32_t du, dv;         /* decays, 0..4096 */
@@ -72,6 +75,23 @@ int32_t es_host_lif_layer(const es_host_layer_t *p);
 /* 1 if every input's steps are byte-for-byte its first step (a static input), else 0.
  * x: n inputs of steps rows of row_bytes bytes each, contiguous. */
 int32_t es_host_static_input(const uint8_t *x, uint32_t n, uint32_t steps, uint64_t row_bytes);
+
+/* es_host_value_range kinds: the element type of x */
+#define ES_HOST_INT8 1u
+#define ES_HOST_UINT8 2u
+#define ES_HOST_INT16 3u
+#define ES_HOST_UINT16 4u
+#define ES_HOST_INT32 5u
+#define ES_HOST_UINT32 6u
+#define ES_HOST_INT64 7u
+
+/* The smallest and largest value of rows rows of row_elems integers of type kind (ES_HOST_*),
+ * row r starting stride elements after row r - 1 (stride = row_elems: contiguous). The
+ * simulator's input check uses it to accept an input in one pass (and, for a static input,
+ * over its first steps only); any input it would refuse goes through the exact check, which
+ * says why. Returns 0, or 1 for an unknown kind or empty rows. */
+int32_t es_host_value_range(const void *x, uint32_t kind, uint64_t rows, uint64_t row_elems,
+                            uint64_t stride, int64_t *lo, int64_t *hi);
 
 uint32_t es_host_lif_version(void);
 

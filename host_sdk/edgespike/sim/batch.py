@@ -75,9 +75,9 @@ class _LayerArgs(ctypes.Structure):
         ("n", ctypes.c_uint32), ("steps", ctypes.c_uint32), ("size", ctypes.c_uint32),
         ("fan_in", ctypes.c_uint32), ("in_kind", ctypes.c_uint32),
         ("in_sums", ctypes.c_void_p), ("in_spikes", ctypes.c_void_p), ("w", ctypes.c_void_p),
-        ("wt", ctypes.c_void_p), ("w_nnz", ctypes.c_void_p), ("w_exp", ctypes.c_int32),
-        ("rec", ctypes.c_void_p), ("rec_t", ctypes.c_void_p), ("rec_nnz", ctypes.c_void_p),
-        ("rec_exp", ctypes.c_int32),
+        ("wt8", ctypes.c_void_p), ("wt16", ctypes.c_void_p), ("w_nnz", ctypes.c_void_p),
+        ("w_exp", ctypes.c_int32), ("rec", ctypes.c_void_p), ("rec_t8", ctypes.c_void_p),
+        ("rec_t16", ctypes.c_void_p), ("rec_nnz", ctypes.c_void_p), ("rec_exp", ctypes.c_int32),
         ("du", ctypes.c_uint32), ("dv", ctypes.c_uint32), ("adapt_decay", ctypes.c_uint32),
         ("adapt_step6", ctypes.c_int32), ("refractory", ctypes.c_uint32),
         ("reset_subtract", ctypes.c_uint32), ("vth6", ctypes.c_void_p), ("bias", ctypes.c_void_p),
@@ -90,13 +90,20 @@ class _LayerArgs(ctypes.Structure):
 
 #: es_host_layer_t.in_kind
 _IN_SUMS, _IN_STATIC, _IN_SPIKES = 0, 1, 2
-_KERNEL_VERSION = 3
+_KERNEL_VERSION = 4
+
+
+#: es_host_value_range kinds, by numpy dtype
+_RANGE_KINDS = {np.dtype(np.int8): 1, np.dtype(np.uint8): 2, np.dtype(np.int16): 3,
+                np.dtype(np.uint16): 4, np.dtype(np.int32): 5, np.dtype(np.uint32): 6,
+                np.dtype(np.int64): 7}
 
 
 @dataclass(frozen=True)
 class _Kernel:
     layer: Any      # es_host_lif_layer
     static: Any     # es_host_static_input
+    range: Any      # es_host_value_range
 
 
 @functools.lru_cache(maxsize=1)
@@ -111,6 +118,7 @@ def _c_kernel() -> Optional[_Kernel]:
         if version() != _KERNEL_VERSION:
             raise AttributeError(f"es_host_lif version {version()}, need {_KERNEL_VERSION}")
         layer, static = lib.es_host_lif_layer, lib.es_host_static_input
+        value_range = lib.es_host_value_range
     except (ToolMissing, OSError, AttributeError) as exc:
         log.info("batched simulator: C neuron kernel unavailable (%s); using numpy", exc)
         return None
@@ -118,7 +126,11 @@ def _c_kernel() -> Optional[_Kernel]:
     layer.argtypes = [ctypes.POINTER(_LayerArgs)]
     static.restype = ctypes.c_int32
     static.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint64]
-    return _Kernel(layer, static)
+    value_range.restype = ctypes.c_int32
+    value_range.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint64, ctypes.c_uint64,
+                            ctypes.c_uint64, ctypes.POINTER(ctypes.c_int64),
+                            ctypes.POINTER(ctypes.c_int64)]
+    return _Kernel(layer, static, value_range)
 
 
 def kernel_available() -> bool:
@@ -141,7 +153,8 @@ class _Proj:
     exp: int
     nnz: np.ndarray          # float64 per row: non-zero weights (SynOps per event)
     ints: np.ndarray         # int32 fan_in x fan_out (the rows the C kernel adds per event)
-    trans16: np.ndarray      # int16 fan_out x fan_in (the columns of its dot products)
+    trans8: Optional[np.ndarray]   # int8 fan_out x fan_in (its dot products), if weights fit
+    trans16: Optional[np.ndarray]  # int16 fan_out x fan_in, otherwise (|w| <= 255)
     nnz32: np.ndarray        # uint32 per row, for the C kernel
 
     @staticmethod
@@ -151,9 +164,11 @@ class _Proj:
                         np.clip(-m, 0, None).sum(axis=0).max())) * int(bound)
         dtype = np.float32 if worst <= F32_EXACT else np.float64
         nnz = (m != 0).sum(axis=1)
+        fits8 = m.size == 0 or (int(m.min()) >= -128 and int(m.max()) <= 127)
         return _Proj(mat=np.ascontiguousarray(m, dtype=dtype), exp=int(w.exp),
                      nnz=nnz.astype(np.float64), ints=np.ascontiguousarray(m, dtype=np.int32),
-                     trans16=np.ascontiguousarray(m.T, dtype=np.int16),  # |w| <= 255
+                     trans8=np.ascontiguousarray(m.T, dtype=np.int8) if fits8 else None,
+                     trans16=None if fits8 else np.ascontiguousarray(m.T, dtype=np.int16),
                      nnz32=nnz.astype(np.uint32))
 
 
@@ -284,8 +299,34 @@ class BatchSim:
     def check_input(self, inputs: Any) -> np.ndarray:
         """The input as exact integers ``(n, timesteps, input_size)`` (no copy of an integer
         array); :class:`InputError` exactly as :func:`edgespike.sim.reference.check_input`."""
+        return self._checked(inputs)[0]
+
+    def _checked(self, inputs: Any) -> tuple[np.ndarray, Optional[bool]]:
+        """:meth:`check_input`, and whether the whole batch is static when that was found on
+        the way (None: not looked at). A contiguous integer array of the right shape is
+        accepted in one pass of the C kernel when every value is in range (for a static input:
+        its first steps, which then hold every value); anything else, and anything out of
+        range, goes through the exact check (:func:`~edgespike.sim.checks.model_input`), which
+        accepts or refuses it exactly as the reference and says why."""
         x = as_array(inputs, "input")
-        return model_input(self.spec, x[None] if x.ndim == 2 else x)
+        x = x[None] if x.ndim == 2 else x
+        spec = self.spec
+        kind = _RANGE_KINDS.get(x.dtype) if self._c is not None else None
+        if (kind is None or x.ndim != 3 or x.shape[1:] != (spec.timesteps, spec.input_size)
+                or not x.flags.c_contiguous or x.size == 0):
+            return model_input(spec, x), None
+        n, t, f = x.shape
+        static = None
+        if spec.input_kind == "values":
+            static = t == 1 or bool(self._c.static(x.ctypes.data, n, t, f * x.itemsize))
+        lo, hi = ctypes.c_int64(), ctypes.c_int64()
+        rows, stride = (n, t * f) if static else (n * t, f)
+        self._c.range(x.ctypes.data, kind, rows, f, stride, ctypes.byref(lo), ctypes.byref(hi))
+        bound = 1 if spec.input_kind == "spikes" else spec.input_max_abs
+        low = 0 if spec.input_kind == "spikes" else -bound
+        if low <= lo.value and hi.value <= bound:
+            return x, static
+        return model_input(spec, x), static  # raises, saying which value and where
 
     def run(self, inputs: Any, record: bool = True, static: Optional[bool] = None
             ) -> BatchResult:
@@ -298,7 +339,8 @@ class BatchSim:
                 layer's sums are computed once per input. None: detected per chunk; True:
                 required (:class:`InputError` otherwise). The results are the same either way.
         """
-        x = self.check_input(inputs)
+        x, all_static = self._checked(inputs)
+        known = all_static if static is None else None  # found by the check, for every chunk
         n, t = x.shape[0], self.spec.timesteps
         sizes = [layer.size for layer in self.layers]
         res = BatchResult(
@@ -319,11 +361,12 @@ class BatchSim:
         bounds = [(a, min(n, a + chunk)) for a in range(0, n, chunk)]
         if self.threads > 1 and len(bounds) > 1:
             with ThreadPoolExecutor(max_workers=self.threads) as pool:
-                for f in [pool.submit(self._run_chunk, x, a, b, res, static) for a, b in bounds]:
+                for f in [pool.submit(self._run_chunk, x, a, b, res, static, known)
+                          for a, b in bounds]:
                     f.result()
         else:
             for a, b in bounds:
-                self._run_chunk(x, a, b, res, static)
+                self._run_chunk(x, a, b, res, static, known)
         res.predictions[:] = np.argmax(res.scores, axis=1)
         return res
 
@@ -363,11 +406,12 @@ class BatchSim:
         return same
 
     def _run_chunk(self, x_all: np.ndarray, a: int, b: int, res: BatchResult,
-                   static: Optional[bool]) -> None:
-        """Inputs ``a..b-1``: every layer, written into ``res``'s rows ``a..b-1``."""
+                   static: Optional[bool], known: Optional[bool] = None) -> None:
+        """Inputs ``a..b-1``: every layer, written into ``res``'s rows ``a..b-1``. ``known``:
+        whether the whole batch is static, when the input check found it."""
         x = x_all[a:b]
         n, t = x.shape[0], self.spec.timesteps
-        is_static = self._is_static(x, static)
+        is_static = known if known is not None else self._is_static(x, static)
         counters = res.counters[a:b]
         counters[:, :, 2] = [t * layer.size for layer in self.layers]
         record = res.spikes is not None
@@ -459,9 +503,11 @@ class BatchSim:
         args = _LayerArgs(
             n=n, steps=self.spec.timesteps, size=size, fan_in=fan_in,
             in_kind=kind, in_sums=_ptr(sums), in_spikes=_ptr(spikes_in),
-            w=_ptr(layer.ff.ints), wt=_ptr(layer.ff.trans16), w_nnz=_ptr(layer.ff.nnz32),
-            w_exp=layer.ff.exp, rec=_ptr(rec.ints) if rec is not None else None,
-            rec_t=_ptr(rec.trans16) if rec is not None else None,
+            w=_ptr(layer.ff.ints), wt8=_ptr(layer.ff.trans8), wt16=_ptr(layer.ff.trans16),
+            w_nnz=_ptr(layer.ff.nnz32), w_exp=layer.ff.exp,
+            rec=_ptr(rec.ints) if rec is not None else None,
+            rec_t8=_ptr(rec.trans8) if rec is not None else None,
+            rec_t16=_ptr(rec.trans16) if rec is not None else None,
             rec_nnz=_ptr(rec.nnz32) if rec is not None else None,
             rec_exp=rec.exp if rec is not None else 0,
             du=layer.du, dv=layer.dv, adapt_decay=layer.adapt_decay,
