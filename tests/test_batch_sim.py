@@ -194,6 +194,13 @@ def test_static_input_detected_forced_and_refused():
     view = np.broadcast_to(still[:, :1], still.shape)  # stride 0 over the steps
     assert view.strides[1] == 0
     assert_same(model, reference.run_batch(model, still), sim.run(view).outputs())
+    bad = still[:, :1].copy()
+    bad[1, 0, 2] = 10  # beyond input_max_abs 9
+    with pytest.raises(InputError) as want:
+        reference.run_batch(model, np.broadcast_to(bad, still.shape))
+    with pytest.raises(InputError) as got:
+        sim.run(np.broadcast_to(bad, still.shape))
+    assert str(got.value) == str(want.value) and "10 at input 1, step 0, index 2" in str(want.value)
     with pytest.raises(InputError, match="static=True"):
         sim.run(moving, static=True)
 

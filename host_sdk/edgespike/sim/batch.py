@@ -313,20 +313,29 @@ class BatchSim:
         spec = self.spec
         kind = _RANGE_KINDS.get(x.dtype) if self._c is not None else None
         if (kind is None or x.ndim != 3 or x.shape[1:] != (spec.timesteps, spec.input_size)
-                or not x.flags.c_contiguous or x.size == 0):
+                or x.size == 0):
             return model_input(spec, x), None
         n, t, f = x.shape
-        static = None
-        if spec.input_kind == "values":
-            static = t == 1 or bool(self._c.static(x.ctypes.data, n, t, f * x.itemsize))
         lo, hi = ctypes.c_int64(), ctypes.c_int64()
-        rows, stride = (n, t * f) if static else (n * t, f)
-        self._c.range(x.ctypes.data, kind, rows, f, stride, ctypes.byref(lo), ctypes.byref(hi))
+        if x.strides[1] == 0 and x[:, :1].flags.c_contiguous:
+            # a view repeating one step (np.broadcast_to, torch's expand): that step is all
+            static = True
+            self._c.range(x.ctypes.data, kind, n, f, x.strides[0] // x.itemsize,
+                          ctypes.byref(lo), ctypes.byref(hi))
+        elif x.flags.c_contiguous:
+            static = None
+            if spec.input_kind == "values":
+                static = t == 1 or bool(self._c.static(x.ctypes.data, n, t, f * x.itemsize))
+            rows, stride = (n, t * f) if static else (n * t, f)
+            self._c.range(x.ctypes.data, kind, rows, f, stride, ctypes.byref(lo),
+                          ctypes.byref(hi))
+        else:
+            return model_input(spec, x), None
         bound = 1 if spec.input_kind == "spikes" else spec.input_max_abs
         low = 0 if spec.input_kind == "spikes" else -bound
         if low <= lo.value and hi.value <= bound:
-            return x, static
-        return model_input(spec, x), static  # raises, saying which value and where
+            return x, static if spec.input_kind == "values" else None
+        return model_input(spec, x), None  # raises, saying which value and where
 
     def run(self, inputs: Any, record: bool = True, static: Optional[bool] = None
             ) -> BatchResult:
