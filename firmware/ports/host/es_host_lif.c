@@ -93,11 +93,19 @@ static void input_sums(const uint8_t *restrict in, uint32_t fan_in, const int32_
         *synops += ops;
         return;
     }
-    int64_t ops = 0;
-    for (uint32_t j = 0; j < fan_in; ++j) {
-        ops += (int64_t)in[j] * nnz[j];
+    if ((uint64_t)fan_in * size < ((uint64_t)1 << 32)) { /* the row's SynOps fit 32 bits */
+        uint32_t ops = 0;
+        for (uint32_t j = 0; j < fan_in; ++j) {
+            ops += (uint32_t)in[j] * nnz[j];
+        }
+        *synops += ops;
+    } else {
+        int64_t ops = 0;
+        for (uint32_t j = 0; j < fan_in; ++j) {
+            ops += (int64_t)in[j] * nnz[j];
+        }
+        *synops += ops;
     }
-    *synops += ops;
     for (uint32_t k = 0; k < size; ++k) {
         int32_t sum = 0;
         if (wt8 != NULL) {
