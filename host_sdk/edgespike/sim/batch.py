@@ -285,8 +285,8 @@ class BatchSim:
             ))
         t, f = self.spec.timesteps, self.spec.input_size
         sizes = sum(layer.size for layer in self.layers)
-        # per input: the layer-0 operand, then per layer the sums (float + int32), the raster,
-        # the next layer's float operand
+        # bytes per input, generously: the first layer's float operand and sums (float and
+        # int32), every layer's raster, the states
         per_input = t * (8 * f + 17 * sizes) + 64 * sizes
         self.chunk = max(1, CHUNK_BYTES // max(1, per_input))
 
@@ -588,7 +588,7 @@ def _lif_numpy(layer: _Layer, sums: np.ndarray, n: int, t: int, static: bool,
 
 # ---- module-level functions (prepared models cached by content) -------------------------------
 
-_CACHE_MAX = 16
+_CACHE_MAX = 8  # each keeps its work buffers (up to about CHUNK_BYTES per thread)
 _cache: "OrderedDict[tuple, BatchSim]" = OrderedDict()
 _cache_lock = threading.Lock()
 
