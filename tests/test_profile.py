@@ -195,3 +195,19 @@ def test_profile_on_a_fake_device_with_each_host_simulator(host_sim: str) -> Non
     assert any(f"host simulator '{host_sim}'" in n for n in r.notes)
     for got, want in zip(ref_out, reference.run_batch(model, x)):
         assert got.counters == want.counters and got.prediction == want.prediction
+
+
+@pytest.mark.parametrize("host_sim", ["batch", "reference"])
+def test_parity_on_a_fake_device_with_each_host_simulator(host_sim: str) -> None:
+    from edgespike import parity
+    from edgespike.device import Device
+    from edgespike.device.fake import FakeDevice
+    from edgespike.errors import InputError
+
+    model, x, y = _sample()
+    with FakeDevice() as fake, Device.open(fake.url) as dev:
+        r = parity.check(model, x[:6], dev, y[:6], host_sim=host_sim)
+        with pytest.raises(InputError, match="host simulator"):
+            parity.check(model, x[:2], dev, host_sim="numpy")
+    assert r.agree_device_reference and r.agree_core_reference is not False
+    assert r.host_sim == host_sim and not r.mismatches
