@@ -6,8 +6,9 @@ and training speed against snnTorch for the same network, measured in the same r
     python bench/accuracy.py --datasets fsdd --seeds 0 1 2   # and their mean
 
 For every dataset: train the float SNN (BPTT), quantize to int8 (LSQ QAT) and to asymmetric
-ternary (QAT with spike calibration), export both, and check that the integer reference
-(edgespike.sim.reference) predicts exactly what the quantized network predicted. snnTorch trains
+ternary (QAT with spike calibration), export both, and check that the integer model (run by the
+batched exact simulator edgespike.sim.batch, bit-identical to the numpy reference) predicts
+exactly what the quantized network predicted. snnTorch trains
 the same network (Linear -> Leaky with beta = 1 - dv/4096, reset to zero; a non-spiking readout
 whose summed membrane is the score) for the same epochs, batches and optimizer. The best epoch
 is chosen on 15 % of the training set held out; accuracies are on the test set.
@@ -27,7 +28,7 @@ from torch import nn
 from edgespike.demo import SETUPS as DEMO_SETUPS
 from edgespike.nn import NeuronConfig, mlp
 from edgespike.quant import export, quantize
-from edgespike.sim import reference
+from edgespike.sim import batch
 from edgespike.train import TrainConfig, Trainer, evaluate
 from edgespike.train.pipeline import prepare, validation_split
 
@@ -118,7 +119,7 @@ def bench(name: str, seed: int = 0, scale: float = 1.0) -> Row:
                      x_val=x_val, y_val=y_val)
         model = export(q, data.timesteps, name=f"{name}-{mode}", labels=data.labels)
         pq = q.predict(data.x_test)
-        pr = reference.predict(model, q.integer_input(data.x_test).numpy())
+        pr = batch.predict(model, q.integer_input(data.x_test, expand_static=True).numpy())
         results[mode] = (float((pr == data.y_test.numpy()).mean()), bool(np.array_equal(pq, pr)),
                          model.weight_bytes(), model.fp32_weight_bytes())
         log.info("%s %s %.4f exact=%s", name, mode, results[mode][0], results[mode][1])

@@ -9,6 +9,8 @@
 #   bash firmware/build.sh --test     ... then run ctest in the trees that have tests
 #   bash firmware/build.sh --clean    remove the trees (keeps build/_deps) first
 # EDGESPIKE_BUILD overrides the build folder (default: <repo>/build), as the SDK's paths.py.
+# The host library is built for this machine's CPU (-march=native: it is used where it is
+# built); EDGESPIKE_PORTABLE=1 builds it for any x86-64 / target CPU (a library to ship).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -39,10 +41,17 @@ mkdir -p "$build/_deps"
 for board in host mps2-an386 stm32f4; do
   tree="$build/$board"
   args=(-S "$here" -B "$tree" -DES_BOARD="$board" -DNANOPB_DIR="$build/_deps/nanopb")
+  configure=0
+  [ -f "$tree/CMakeCache.txt" ] || configure=1
   if [ "$board" != host ]; then
     args+=(-DCMAKE_TOOLCHAIN_FILE="$here/cmake/arm-none-eabi.cmake")
+  else
+    native=ON
+    [ "${EDGESPIKE_PORTABLE:-0}" = 1 ] && native=OFF
+    args+=(-DES_HOST_NATIVE="$native")
+    grep -q "^ES_HOST_NATIVE:BOOL=$native\$" "$tree/CMakeCache.txt" 2>/dev/null || configure=1
   fi
-  if [ ! -f "$tree/CMakeCache.txt" ]; then
+  if [ "$configure" = 1 ]; then
     step "configure $board" cmake "${args[@]}" -DCMAKE_BUILD_TYPE=Release
   fi
   step "build $board" cmake --build "$tree" -j "$jobs"

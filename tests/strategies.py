@@ -139,10 +139,14 @@ def inputs(draw, model: Model, batch: int = 2) -> np.ndarray:
     """A batch of valid inputs for ``model``: ``batch x timesteps x input_size`` integers.
 
     Spike inputs: 0/1 at a drawn density. Value inputs: signed values within input_max_abs,
-    sparse or dense, often at the extremes (they drive u towards its 24-bit wrap).
+    sparse or dense, often at the extremes (they drive u towards its 24-bit wrap), and often
+    static (the same at every step, as a still image: the C core and the batched simulator
+    then compute the first layer once).
     """
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     shape = (batch, model.timesteps, model.input_size)
+    if model.input_kind == "values" and draw(st.booleans()):
+        shape = (batch, 1, model.input_size)
     density = draw(st.sampled_from((0.0, 0.1, 0.5, 1.0)))
     mask = rng.random(shape) < density
     if model.input_kind == "spikes":
@@ -152,7 +156,31 @@ def inputs(draw, model: Model, batch: int = 2) -> np.ndarray:
         vals = rng.choice(np.array([-lim, lim]), shape)
     else:
         vals = rng.integers(-lim, lim + 1, shape)
-    x = (vals * mask).astype(np.int32)
-    if draw(st.booleans()):  # a still input: the same values at every step (static input)
-        x[:] = x[:, :1]
-    return x
+    out = (vals * mask).astype(np.int32)
+    return np.repeat(out, model.timesteps, axis=1) if out.shape[1] != model.timesteps else out
+
+
+@st.composite
+def saturating(draw, model: Model) -> Model:
+    """``model`` with every layer made to saturate: no current or voltage decay (``du = dv =
+    0``: u and v integrate without leak, so u wraps at 24 bits and v clips), thresholds at
+    their maximum or drawn, for inputs at the extremes (:func:`extreme_inputs`)."""
+    for layer in model.layers:
+        n = layer.neurons
+        n.du = draw(st.sampled_from((0, 0, 1, n.du)))
+        n.dv = draw(st.sampled_from((0, 0, 1, n.dv)))
+        if draw(st.booleans()):
+            n.vth = VTH_MAX
+    return model.validate()
+
+
+@st.composite
+def extreme_inputs(draw, model: Model, batch: int = 2) -> np.ndarray:
+    """Inputs at the bound: every spike on, or every value at +-input_max_abs (one sign per
+    channel, so that a neuron's sum reaches its worst case)."""
+    shape = (batch, model.timesteps, model.input_size)
+    if model.input_kind == "spikes":
+        return np.ones(shape, dtype=np.uint8)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    signs = rng.choice(np.array([-1, 1]), (batch, 1, model.input_size))
+    return np.broadcast_to(signs * model.input_max_abs, shape).astype(np.int32)

@@ -48,17 +48,22 @@ def files(tmp_path):
     return model, mpath, xs, labels, tmp_path
 
 
-def test_run_reference_json(files, capsys):
+@pytest.mark.parametrize("backend", [None, "reference", "batch"])
+def test_run_host_json(files, capsys, backend):
+    """Without a device, run uses the batched simulator; every host simulator gives the
+    reference's predictions, scores and counters."""
     model, mpath, xs, labels, tmp = files
-    assert main(["run", str(mpath), str(tmp / "set.npz"), "--json"]) == 0
+    extra = ["--backend", backend] if backend else []
+    assert main(["run", str(mpath), str(tmp / "set.npz"), "--json", *extra]) == 0
     obj = json.loads(capsys.readouterr().out)
     refs = reference.run_batch(model, xs)
-    assert obj["backend"] == "reference" and obj["n"] == 5
+    assert obj["backend"] == (backend or "batch") and obj["n"] == 5
     assert [r["prediction"] for r in obj["results"]] == [r.prediction for r in refs]
     assert [r["scores"] for r in obj["results"]] == [r.scores.tolist() for r in refs]
     expected_acc = float((np.array([r.prediction for r in refs]) == labels).mean())
     assert obj["accuracy"] == pytest.approx(expected_acc)
-    assert obj["results"][0]["layers"][0]["synops"] == refs[0].counters[0].synops
+    assert [[la["synops"] for la in r["layers"]] for r in obj["results"]] == \
+        [[c.synops for c in r.counters] for r in refs]
 
 
 def test_run_reference_human_table(files, capsys):

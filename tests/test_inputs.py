@@ -35,7 +35,7 @@ from edgespike.device.fake import FakeDevice
 from edgespike.errors import InputError, ModelError, ToolMissing
 from edgespike.model import Layer, Model, Neurons, Weights, blob, save
 from edgespike.protocol import crc32
-from edgespike.sim import checks, core, qemu, reference
+from edgespike.sim import batch, checks, core, qemu, reference
 from edgespike.stream import ArraySource, EventArraySource, IterableSource
 from edgespike.stream.reference import delta_encode
 from edgespike.stream.reference import stream as reference_stream
@@ -182,20 +182,25 @@ INVALID = {
 
 def _entry_points():
     """Every way to run a model: (name, call(model, one input))."""
-    def batch(x):
+    def batch_of(x):
         return x[None]
     return [
         ("reference.run", lambda m, x: reference.run(m, x)),
-        ("reference.run_batch", lambda m, x: reference.run_batch(m, batch(x))),
-        ("reference.predict", lambda m, x: reference.predict(m, batch(x))),
-        ("reference.check_input", lambda m, x: reference.check_input(m, batch(x))),
+        ("reference.run_batch", lambda m, x: reference.run_batch(m, batch_of(x))),
+        ("reference.predict", lambda m, x: reference.predict(m, batch_of(x))),
+        ("reference.check_input", lambda m, x: reference.check_input(m, batch_of(x))),
         ("core.run", lambda m, x: core.run(m, x)),
-        ("core.run_batch", lambda m, x: core.run_batch(m, batch(x))),
-        ("core.predict", lambda m, x: core.predict(m, batch(x))),
+        ("core.run_batch", lambda m, x: core.run_batch(m, batch_of(x))),
+        ("core.predict", lambda m, x: core.predict(m, batch_of(x))),
         ("core.CoreModel", lambda m, x: core.CoreModel(m).run(x)),
-        ("qemu.run_batch", lambda m, x: qemu.run_batch(m, batch(x))),
+        ("batch.run", lambda m, x: batch.run(m, x)),
+        ("batch.run_batch", lambda m, x: batch.run_batch(m, batch_of(x))),
+        ("batch.predict", lambda m, x: batch.predict(m, batch_of(x))),
+        ("batch.BatchSim", lambda m, x: batch.BatchSim(m).run(x)),
+        ("batch.BatchSim numpy", lambda m, x: batch.BatchSim(m, kernel="numpy").run(x)),
+        ("qemu.run_batch", lambda m, x: qemu.run_batch(m, batch_of(x))),
         ("qemu.run", lambda m, x: qemu.run(m, x)),
-        ("qemu.predict", lambda m, x: qemu.predict(m, batch(x))),
+        ("qemu.predict", lambda m, x: qemu.predict(m, batch_of(x))),
     ]
 
 
@@ -267,6 +272,7 @@ def test_model_mutated_after_validation_is_refused(no_qemu):
         undo()
         assert_same(reference.run(m, x), before)
         assert_same(core.run(m, x), before)
+        assert_same(batch.run(m, x), before)
 
 
 def test_validation_runs_once_per_content(monkeypatch):
@@ -361,7 +367,7 @@ def test_python_big_ints_are_refused_not_wrapped():
     m = values_model()
     for big in (2**64, -(2**64), 2**63, -(2**100), U64_MAX):
         x = [[0, 0], [big, 0], [0, 0]]
-        for call in (reference.run, core.run):
+        for call in (reference.run, core.run, batch.run):
             with pytest.raises(InputError, match=str(big).lstrip("-")[:12]):
                 call(m, x)
     # numpy turns [-1, 2**63] into float64 (2**63 rounds); the message gives the exact int
@@ -376,7 +382,8 @@ def test_non_integer_values_are_refused_and_integral_floats_taken_exactly():
                        (1e300, "1e"), (2.0**63, "9223372036854775808")):
         x = ok.astype(np.float64)
         x[1, 1] = bad
-        for call in (reference.run, core.run, lambda mm, xx: core.CoreModel(mm).run_values(xx)):
+        for call in (reference.run, core.run, batch.run,
+                     lambda mm, xx: core.CoreModel(mm).run_values(xx)):
             with warnings.catch_warnings():
                 warnings.simplefilter("error")  # refused, not a numpy warning and a wrong run
                 with pytest.raises(InputError, match=shown):
@@ -387,9 +394,10 @@ def test_non_integer_values_are_refused_and_integral_floats_taken_exactly():
         want = reference.run(m, np.asarray(x).astype(np.int64))
         assert_same(reference.run(m, x), want)
         assert_same(core.run(m, x), want)
+        assert_same(batch.run(m, x), want)
     for bad in (np.zeros((3, 2), np.complex128), np.full((3, 2), "1"), [[1, None]] * 3,
                 [[1, 2], [3]]):
-        for call in (reference.run, core.run):
+        for call in (reference.run, core.run, batch.run):
             with pytest.raises(InputError):
                 call(m, bad)
 
@@ -399,18 +407,19 @@ def test_spike_inputs_are_exactly_zero_or_one():
     for bad in (2, -1, 0.5, math.nan, U64_MAX, I64_MIN):
         x = np.zeros((4, 3), dtype=object)
         x[2, 1] = bad
-        for call in (reference.run, core.run):
+        for call in (reference.run, core.run, batch.run):
             with pytest.raises(InputError, match="0 or 1|integers"):
                 call(m, x)
     x = np.zeros((4, 3), np.float32)
     x[1, 2] = 1.0
     assert_same(core.run(m, x), reference.run(m, x.astype(np.uint8)))
+    assert_same(batch.run(m, x), reference.run(m, x.astype(np.uint8)))
 
 
 def test_shapes_are_refused():
     m = values_model()
     for bad in (np.zeros((3,)), np.zeros((2, 3, 2)), np.zeros((1, 1, 3, 2)), np.zeros((3, 3))):
-        for call in (reference.run, core.run):
+        for call in (reference.run, core.run, batch.run):
             with pytest.raises(InputError, match="shape"):
                 call(m, bad)
     with pytest.raises(InputError, match="shape"):
@@ -537,11 +546,11 @@ def test_exact_integers_follow_the_python_rule(values, dtype, bounds):
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.data_too_large])
 @given(data=st.data())
-def test_reference_and_core_take_exactly_or_refuse(data):
+def test_reference_core_and_batch_take_exactly_or_refuse(data):
     """A random valid model and a valid input with a few values replaced by extremes, in a
-    random dtype: the reference and the C core both refuse it (InputError) exactly when the
-    plain-Python rule says it is not a valid input, and otherwise both give the result of the
-    exact integers."""
+    random dtype: the reference, the C core and the batched simulator all refuse it
+    (InputError) exactly when the plain-Python rule says it is not a valid input, and otherwise
+    all give the result of the exact integers."""
     model = data.draw(models(max_layers=2, max_width=12, max_input=6, max_timesteps=5))
     x = data.draw(inputs(model, batch=2))
     vals = x.astype(object)
@@ -564,10 +573,13 @@ def test_reference_and_core_take_exactly_or_refuse(data):
                 reference.run_batch(model, xx)
             with pytest.raises(InputError):
                 core.run_batch(model, xx)
+            with pytest.raises(InputError):
+                batch.run_batch(model, xx)
             return
         exact = np.array(want, dtype=np.int64).reshape(x.shape)
         ref = reference.run_batch(model, exact)
-        for got in (reference.run_batch(model, xx), core.run_batch(model, xx)):
+        for got in (reference.run_batch(model, xx), core.run_batch(model, xx),
+                    batch.run_batch(model, xx)):
             for a, b in zip(got, ref):
                 assert_same(a, b)
 

@@ -285,3 +285,49 @@ def test_missing_library_is_tool_missing(tmp_path, monkeypatch):
     with pytest.raises(ToolMissing, match="bash firmware/build.sh"):
         core.run(_small_model(), np.zeros((4, 2), dtype=np.uint8))
     assert paths.build_dir() == tmp_path
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.data_too_large])
+@given(data=st.data())
+def test_parsed_once_and_threads_match_reference(data):
+    """The host entry points (the blob parsed once, batches split over threads, each with its
+    own arena) give what es_run_batch gives: the reference's results, input for input."""
+    model = data.draw(models(max_layers=3, max_width=64, max_input=64, max_timesteps=12))
+    x = data.draw(inputs(model, batch=data.draw(st.integers(1, 9))))
+    want = reference.run_batch(model, x)
+    threads = data.draw(st.integers(1, 3))
+    cm = core.CoreModel(model, threads=threads)
+    assert cm._parsed is not None  # the library built here has them
+    for r, c in zip(want, cm.run_batch(x)):
+        assert_same(model, r, c)
+    np.testing.assert_array_equal(cm.predict(x), [r.prediction for r in want])
+    cm._parsed = None  # the per-call parse of es_run_batch
+    for r, c in zip(want, cm.run_batch(x)):
+        assert_same(model, r, c)
+
+
+def test_threads_report_the_input_that_failed():
+    """A value beyond input_max_abs (checked by the C core) in input 6 of 8, split over three
+    threads: the error names input 6, and the other threads' results are not returned."""
+    model = Model(input_size=2, timesteps=3, input_kind="values", input_max_abs=100,
+                  layers=[_dense(2, 2, 3)])
+    x = np.zeros((8, 3, 2), dtype=np.int32)
+    x[6, 1, 0] = 101
+    for threads in (1, 3):
+        with pytest.raises(InputError, match="input 6: value 2 \\(step 1, index 0\\) is 101"):
+            core.CoreModel(model, threads=threads).run_batch(x)
+    x[6, 1, 0] = 100
+    want = reference.run_batch(model, x)
+    for r, c in zip(want, core.run_batch(model, x, threads=3)):
+        assert_same(model, r, c)
+
+
+def test_module_functions_reuse_a_core_model_while_the_model_is_unchanged():
+    model = _small_model()
+    assert core.core_model(model) is core.core_model(model)
+    before = core.core_model(model)
+    model.layers[0].weights.values[0, 0] = 2
+    assert core.core_model(model) is not before
+    x = np.ones((4, 2), dtype=np.uint8)
+    assert_same(model, reference.run(model, x), core.run(model, x))

@@ -195,7 +195,7 @@ class TestOnTheEmulatedBoard:
         assert (tmp_path / "plots" / "energy_per_layer.png").stat().st_size > 1000
 
 
-@pytest.mark.parametrize("name", ["lava", "pynn", "core"])
+@pytest.mark.parametrize("name", ["lava", "pynn", "core", "batch"])
 def test_backend_counts_for_the_neuromorphic_targets(name: str) -> None:
     """Counts from a back-end's run (Lava's bit-accurate Loihi 2 models, PyNN, the C core)
     equal the reference's, and price the per-op targets."""
@@ -216,3 +216,43 @@ def test_backend_counts_for_the_neuromorphic_targets(name: str) -> None:
         assert np.allclose(got, want, rtol=0.05)
     else:               # bit-accurate back-ends: exactly the reference's counts
         assert got == want
+
+
+@pytest.mark.parametrize("host_sim", ["batch", "reference", "core"])
+def test_profile_on_a_fake_device_with_each_host_simulator(host_sim: str) -> None:
+    """The expected results come from the chosen exact host simulator (the batched one by
+    default); every choice gives the same report, and an unknown one is refused."""
+    from edgespike.device import Device
+    from edgespike.device.fake import FakeDevice
+    from edgespike.errors import InputError
+    from edgespike.profile import profile_device
+
+    model, x, y = _sample()
+    try:
+        with FakeDevice() as fake, Device.open(fake.url) as dev:
+            r, dev_out, ref_out = profile_device(model, x, dev, load_targets(), labels=y,
+                                                 host_sim=host_sim)
+            with pytest.raises(InputError, match="host simulator"):
+                profile_device(model, x, dev, load_targets(), host_sim="numpy")
+    except ToolMissing as exc:
+        pytest.skip(str(exc))
+    assert r.counters_vs_reference.equal and r.predictions_equal
+    assert any(f"host simulator '{host_sim}'" in n for n in r.notes)
+    for got, want in zip(ref_out, reference.run_batch(model, x)):
+        assert got.counters == want.counters and got.prediction == want.prediction
+
+
+@pytest.mark.parametrize("host_sim", ["batch", "reference"])
+def test_parity_on_a_fake_device_with_each_host_simulator(host_sim: str) -> None:
+    from edgespike import parity
+    from edgespike.device import Device
+    from edgespike.device.fake import FakeDevice
+    from edgespike.errors import InputError
+
+    model, x, y = _sample()
+    with FakeDevice() as fake, Device.open(fake.url) as dev:
+        r = parity.check(model, x[:6], dev, y[:6], host_sim=host_sim)
+        with pytest.raises(InputError, match="host simulator"):
+            parity.check(model, x[:2], dev, host_sim="numpy")
+    assert r.agree_device_reference and r.agree_core_reference is not False
+    assert r.host_sim == host_sim and not r.mismatches

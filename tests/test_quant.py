@@ -55,8 +55,11 @@ def test_random_spiking_nets_are_exact(mode, opts, decoding):
     assert sum(r.counters[0].spikes for r in runs) > 0  # the check is not vacuous
 
 
+@pytest.mark.parametrize("static", [False, True], ids=["changing", "static"])
 @pytest.mark.parametrize("mode", ["int8", "ternary"])
-def test_direct_values_with_bias_are_exact(mode):
+def test_direct_values_with_bias_are_exact(mode, static):
+    """Direct input, changing over the steps or a still image (whose first-layer products the
+    eval pass takes once)."""
     torch.manual_seed(1)
     layers = [Dense(10, 16, NeuronConfig(dv=600), bias=True), Dense(16, 4, NeuronConfig(spiking=False))]
     with torch.no_grad():
@@ -64,7 +67,10 @@ def test_direct_values_with_bias_are_exact(mode):
         layers[0].fc.weight.mul_(2.0)
     net = SNN(layers)
     x = torch.randn(25, 9, 10) * 3
+    if static:
+        x = x[:, :1].repeat(1, 9, 1)
     q = QuantSNN(net, mode, "values", input_step=float(x.abs().max()) / 127, input_max_abs=127).eval()
+    assert (q.integer_input(x, expand_static=True).stride(1) == 0) == static
     model = export(q, 9)
     assert model.input_kind == "values" and model.input_max_abs == 127
     assert np.any(np.asarray(model.layers[0].neurons.bias_mant) != 0)
@@ -197,3 +203,25 @@ def test_frozen_qat_epochs_keep_the_codes_and_learn_the_rest():
     thr = lambda q: q.qlayers[0].layer.lif.threshold  # noqa: E731
     assert not torch.equal(thr(ptq), thr(frozen))
     assert all(p.requires_grad for p in frozen.parameters())
+
+
+def test_exact_matmul_is_exact_in_every_type():
+    """exact_matmul gives int64's result in each of its three regimes, at their edges: float32
+    up to 2^24 (and only at full matmul precision), float64 up to 2^53, int64 beyond."""
+    from edgespike.quant.qsnn import exact_matmul
+
+    rng = np.random.default_rng(0)
+    w = torch.from_numpy(rng.choice(np.array([127, -128]), (129, 3)).astype(np.int64))
+    for xmax in (1, 1000, 1032, 1 << 20, 1 << 40):
+        x = torch.from_numpy(rng.integers(-xmax, xmax + 1, (7, 129)))
+        x[0] = xmax  # one row at the bound: its sums reach the worst case
+        x[1, ::2] = xmax - 1  # odd sums
+        want = x @ w
+        assert torch.equal(exact_matmul(x, w), want)
+        old = torch.get_float32_matmul_precision()
+        try:
+            torch.set_float32_matmul_precision("medium")  # may use bf16: float64 instead
+            assert torch.equal(exact_matmul(x, w), want)
+        finally:
+            torch.set_float32_matmul_precision(old)
+    assert exact_matmul(torch.zeros((0, 3), dtype=torch.int64), w[:3]).shape == (0, 3)

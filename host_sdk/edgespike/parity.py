@@ -1,6 +1,7 @@
 """Parity and cost: one model, one set of inputs, every implementation of the integer rules.
 
-Runs the same quantized model on the numpy reference, the C core on the host (if built) and a
+Runs the same quantized model on the integer reference semantics (the batched exact simulator
+by default, or the numpy reference itself), the C core on the host (if built) and a
 device (the emulated board or a real one), checks that predictions, scores, counters and output
 spikes agree, and reports what an inference cost on the device (instructions or cycles, SynOps,
 latency at the board's clock, model and state memory).
@@ -14,9 +15,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from edgespike.errors import ToolMissing
+from edgespike.errors import InputError, ToolMissing
 from edgespike.model import Model, to_bytes
-from edgespike.sim import reference
 from edgespike.sim.reference import RunOutput
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ class ParityReport:
     cycles_per_synop: Optional[float] = None
     latency_ms: Optional[float] = None
     per_layer: list[dict] = field(default_factory=list)
+    host_sim: str = "batch"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -68,15 +69,24 @@ def _compare(a: RunOutput, b: RunOutput, what: str, spikes: bool) -> list[str]:
 
 
 def check(model: Model, inputs: np.ndarray, device, labels: Optional[np.ndarray] = None,
-          progress: Optional[Callable[[int, int], None]] = None) -> ParityReport:
+          progress: Optional[Callable[[int, int], None]] = None,
+          host_sim: str = "batch") -> ParityReport:
     """Deploy ``model`` on ``device`` (an open :class:`edgespike.device.Device`), run every
-    input there, on the C core (when built) and on the numpy reference, and compare."""
+    input there, on the C core (when built) and on the integer reference semantics, and
+    compare. ``host_sim`` says which exact host simulator gives the reference results: ``batch``
+    (the default, fastest), ``reference`` (the numpy reference itself) or ``core``; all are
+    bit-identical to the numpy reference (tests/test_batch_sim.py, test_parity_host.py)."""
+    from edgespike.backends import HOST_SIMULATORS, get_backend
+
+    if host_sim not in HOST_SIMULATORS:
+        raise InputError(f"host simulator {host_sim!r}: choose one of "
+                         f"{', '.join(HOST_SIMULATORS)}")
     info = device.hello()
     t0 = time.perf_counter()
     device.deploy(model)
     upload_s = time.perf_counter() - t0
 
-    ref = reference.run_batch(model, inputs)
+    ref = list(get_backend(host_sim).run_batch(model, inputs))
     try:
         from edgespike.sim import core
         host: Optional[list[RunOutput]] = core.run_batch(model, inputs)
@@ -127,5 +137,5 @@ def check(model: Model, inputs: np.ndarray, device, labels: Optional[np.ndarray]
         cycles_per_synop=(mean_cycles / mean_synops) if mean_synops else None,
         latency_ms=(mean_cycles / info.clock_hz * 1e3) if info.clock_hz and mean_cycles
         and source != "host_ns" else None,
-        per_layer=per_layer,
+        per_layer=per_layer, host_sim=host_sim,
     )

@@ -3,7 +3,8 @@
     backend = get_backend("reference")
     outputs = backend.run_batch(model, inputs)    # list[edgespike.sim.reference.RunOutput]
 
-Names: ``reference`` (numpy, the executable spec), ``core`` (the C core through ctypes),
+Names: ``batch`` (the batched exact simulator: the default host simulator),
+``reference`` (numpy, the executable spec), ``core`` (the C core through ctypes),
 ``lava`` (Lava's bit-accurate Loihi 2 models), ``pynn`` (a PyNN simulator), ``spinnaker2``.
 Each is imported only when asked for; a back-end whose module or library is missing raises
 :class:`~edgespike.errors.ToolMissing` saying what to install. A module behind a name exposes
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 #: name -> (module, what to install when it is missing)
 _REGISTRY: dict[str, tuple[str, str]] = {
+    "batch": ("edgespike.sim.batch", "numpy (a core dependency): pip install -e ."),
     "reference": ("edgespike.sim.reference", "numpy (a core dependency): pip install -e ."),
     "core": ("edgespike.sim.core",
              "the host C library: bash firmware/build.sh (needs gcc and cmake)"),
@@ -41,6 +43,9 @@ _REGISTRY: dict[str, tuple[str, str]] = {
 
 #: Back-ends that run on the host, by name (``device`` is separate: it needs a link).
 NAMES = tuple(_REGISTRY)
+#: The exact host simulators (bit-identical by test), fastest first: what computes the
+#: expected results of a device or back-end run.
+HOST_SIMULATORS = ("batch", "reference", "core")
 
 
 @dataclass

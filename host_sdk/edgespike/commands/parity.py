@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="weight encoding of the sample model (default int8)")
     p.add_argument("--count", type=int, default=100, metavar="N",
                    help="inputs to run (default 100; the sample has 899)")
+    p.add_argument("--host-sim", choices=("batch", "reference"), default="batch",
+                   help="exact host simulator for the reference results: the batched "
+                        "simulator (default, fastest) or the numpy reference itself")
     add_device_options(p)
     add_json_option(p)
     p.set_defaults(func=run)
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = inputs[: args.count]
     labels = labels[: args.count] if labels is not None else None
     with open_device_from_args(args) as dev:
-        report = parity.check(model, inputs, dev, labels,
+        report = parity.check(model, inputs, dev, labels, host_sim=args.host_sim,
                               progress=progress_printer("running on the device", not args.json))
 
     def human() -> None:
@@ -72,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         rows = [
             ("device == numpy reference", yes[r.agree_device_reference]),
             ("host C core == numpy reference", yes[r.agree_core_reference]),
+            ("reference results computed by", f"host simulator '{r.host_sim}'"),
         ]
         if r.accuracy_reference is not None:
             rows += [("accuracy, reference", f"{r.accuracy_reference:.2%}"),

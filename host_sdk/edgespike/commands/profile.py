@@ -12,7 +12,7 @@ from edgespike.commands._common import (
 )
 
 DESCRIPTION = """\
-Deploy a model blob to a device, run inputs on it and on the numpy reference, and report per
+Deploy a model blob to a device, run inputs on it and on the host simulator, and report per
 layer and in total: input events, SynOps, neuron updates, spikes, cycles (DWT on a real core,
 instructions under QEMU -icount on the emulated one), latency at the board's clock, the flash
 and RAM the model and firmware take, estimated cycles per core with their range (the
@@ -24,9 +24,13 @@ SpiNNaker 2 from energy per SynOp / neuron update, the 45 nm per-operation model
 ISSCC 2014); plus the same network as an int8 ANN (MACs, CMSIS-NN-class cost) and the SNN/ANN
 energy ratio. docs/profile.md cites every figure.
 
---backend lava|pynn|core|reference takes the SynOp / neuron-update / spike counts for the
+--backend lava|pynn|core|reference|batch takes the SynOp / neuron-update / spike counts for the
 neuromorphic and per-op targets from a run on that back-end (counts derived from its spike
 rasters, by the rules of docs/SEMANTICS.md, when it returns none; the report says so).
+
+The device's results are checked against an exact host simulator: --host-sim batch (the
+default: the batched simulator, fastest), reference (the numpy reference) or core (the C core
+on the host); all three are bit-identical.
 
 """ + DEVICE_HELP
 
@@ -54,7 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="without INPUTS: N random inputs (spikes at --rate, or uniform values)")
     p.add_argument("--rate", type=float, default=0.1, help="spike probability per step and "
                    "input for --random (default 0.1)")
-    p.add_argument("--backend", choices=("reference", "core", "lava", "pynn"),
+    p.add_argument("--host-sim", choices=("batch", "reference", "core"), default="batch",
+                   help="exact host simulator for the expected results (default batch)")
+    p.add_argument("--backend", choices=("batch", "reference", "core", "lava", "pynn"),
                    help="counter source for the neuromorphic / per-op targets (default: the "
                    "device's own counters)")
     p.add_argument("--targets", type=Path, metavar="TOML",
@@ -88,7 +94,7 @@ def _random_inputs(model, n: int, rate: float, seed: int = 0) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Profile; exit 1 when the device disagrees with the reference."""
+    """Profile; exit 1 when the device disagrees with the (exact) host simulator."""
     from edgespike.errors import InputError
     from edgespike.model import load
     from edgespike.profile import format_report, load_targets, profile_device
@@ -119,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     with open_device_from_args(args) as dev:
         report, _, ref = profile_device(
             model, inputs, dev, targets, labels=labels, backend=args.backend,
-            ann_passes=args.ann_passes,
+            ann_passes=args.ann_passes, host_sim=args.host_sim,
             progress=progress_printer("running on the device", not args.json),
             cycles=not args.no_cycles, cores=args.cores, hotspots=max(args.hotspots, 10))
     if not args.inputs:

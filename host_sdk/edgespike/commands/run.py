@@ -17,7 +17,7 @@ from edgespike.model import Model, load
 from edgespike.sim.checks import as_int64
 from edgespike.sim.reference import check_input
 
-BACKEND_CHOICES = ("device", "reference", "core", "lava", "pynn")
+BACKEND_CHOICES = ("device", "batch", "reference", "core", "lava", "pynn")
 
 DESCRIPTION = """\
 Run a quantized model on inputs and print the predictions and what they cost (spikes, SynOps,
@@ -30,7 +30,9 @@ an .npz file with an array 'inputs' and optionally 'labels' (then the accuracy i
 Where it runs (--backend):
   device     a board: --port or --board (the default when either is given); the model is
              uploaded first unless the board already holds it
-  reference  the numpy integer reference, the executable spec (default without a device)
+  batch      the batched exact simulator: whole batches and all steps through one exact
+             matrix product per layer (default without a device; fastest on the host)
+  reference  the numpy integer reference, the executable spec (slow; the readable definition)
   core       the C core on this machine through ctypes (needs bash firmware/build.sh)
   lava       Lava's bit-accurate Loihi 2 models (needs the Lava environment)
   pynn       a PyNN simulator (needs pyNN and a simulator such as NEST)
@@ -40,7 +42,7 @@ All of them must give identical integer results; a difference is a bug.
 
 EPILOG = """\
 examples:
-  edgespike run model.bin test.npz                          # numpy reference, with accuracy
+  edgespike run model.bin test.npz                          # batched simulator, with accuracy
   edgespike run model.bin one.npy --board mps2-an386        # on the emulated Cortex-M4
   edgespike run model.bin test.npz --port socket://127.0.0.1:5555 --limit 20 --json
   edgespike run model.bin test.npz --backend core
@@ -54,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", metavar="MODEL", help="model blob (.bin)")
     p.add_argument("input", metavar="INPUT", help=".npy input(s) or .npz with inputs/labels")
     p.add_argument("--backend", choices=BACKEND_CHOICES, default=None,
-                   help="where to run (default: device with --port/--board, else reference)")
+                   help="where to run (default: device with --port/--board, else batch)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="run only the first N inputs")
     p.add_argument("--record-spikes", action="store_true",
@@ -120,7 +122,7 @@ def main(args: argparse.Namespace) -> int:
         inputs = inputs[: args.limit]
         labels = labels[: args.limit] if labels is not None else None
     inputs, labels = check_inputs(model, inputs, labels, args.input, args.model)
-    backend = args.backend or ("device" if (args.port or args.board) else "reference")
+    backend = args.backend or ("device" if (args.port or args.board) else "batch")
     if backend != "device" and (args.port or args.board):
         raise InputError(f"--port/--board need --backend device (got --backend {backend})")
     t0 = time.perf_counter()

@@ -11,6 +11,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from edgespike.errors import InputError
 from edgespike.model import Model, to_bytes
 from edgespike.profile.ann import AnnBaseline, ann_baseline
 from edgespike.profile.ann_cycles import AnnCycles, ann_cycles
@@ -258,7 +259,8 @@ def build(model: Model, inputs: np.ndarray, device_out: Sequence[RunOutput],
 
 
 def run_backend(name: str, model: Model, inputs: np.ndarray) -> list[RunOutput]:
-    """Run ``inputs`` on a host back-end (``reference``, ``core``, ``lava``, ``pynn``)."""
+    """Run ``inputs`` on a host back-end (``batch``, ``reference``, ``core``, ``lava``,
+    ``pynn``)."""
     from edgespike.backends import get_backend
 
     return list(get_backend(name).run_batch(model, inputs))
@@ -268,19 +270,26 @@ def profile_device(model: Model, inputs: np.ndarray, device: Any, targets: dict[
                    labels: Optional[np.ndarray] = None, backend: Optional[str] = None,
                    ann_passes: Optional[int] = None,
                    progress: Optional[ProgressFn] = None, cycles: bool = True,
-                   cores: Optional[Sequence[str]] = None,
-                   hotspots: int = 10) -> tuple[ProfileReport, list[RunOutput],
-                                                list[RunOutput]]:
-    """Deploy ``model`` on an open device, run every input there and on the numpy reference
-    (and on ``backend`` for the neuromorphic counts), and build the report.
+                   cores: Optional[Sequence[str]] = None, hotspots: int = 10,
+                   host_sim: str = "batch") -> tuple[ProfileReport, list[RunOutput],
+                                                     list[RunOutput]]:
+    """Deploy ``model`` on an open device, run every input there and on an exact host
+    simulator (``host_sim``: ``batch``, the default and fastest, ``reference`` or ``core``; all
+    bit-identical to the numpy reference) for the expected results (and on ``backend`` for the
+    neuromorphic counts), and build the report.
 
     ``cycles``: also trace the inputs on the emulated board and estimate cycles per core
     (``cores``: default the device's core, the targets' cores and the four modelled ones;
     ``hotspots``: keep the N most expensive blocks). When the trace plugin is missing the
     report says so and prices MCU targets in the device's unit.
 
-    Returns ``(report, device outputs, reference outputs)``.
+    Returns ``(report, device outputs, expected outputs)``.
     """
+    from edgespike.backends import HOST_SIMULATORS
+
+    if host_sim not in HOST_SIMULATORS:
+        raise InputError(f"host simulator {host_sim!r}: choose one of "
+                         f"{', '.join(HOST_SIMULATORS)}")
     info = device.hello()
     t0 = time.perf_counter()
     device.deploy(model)
@@ -288,10 +297,10 @@ def profile_device(model: Model, inputs: np.ndarray, device: Any, targets: dict[
     t0 = time.perf_counter()
     dev_out = device.run_batch(inputs, record_spikes=True, model=model, progress=progress)
     run_s = time.perf_counter() - t0
-    ref_out = reference.run_batch(model, inputs)
+    ref_out = run_backend(host_sim, model, inputs)
     back_out = None
     if backend and backend != "device":
-        back_out = ref_out if backend == "reference" else run_backend(backend, model, inputs)
+        back_out = ref_out if backend == host_sim else run_backend(backend, model, inputs)
     est, why = None, ""
     if cycles:
         est, why = device_estimate(model, inputs, dev_out, info, targets, cores, hotspots)
@@ -300,6 +309,8 @@ def profile_device(model: Model, inputs: np.ndarray, device: Any, targets: dict[
                    backend=backend or "", ann_passes=ann_passes, device_run_s=run_s,
                    upload_s=upload_s, memory=memory_of(model, info.board, info),
                    cycle_estimate=est, cycle_estimate_note=why)
+    report.notes.append(f"expected results from the host simulator '{host_sim}' "
+                        "(bit-identical to the numpy reference)")
     return report, dev_out, ref_out
 
 

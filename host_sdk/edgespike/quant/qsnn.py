@@ -35,6 +35,29 @@ MODES = ("int8", "ternary")
 TERNARY_SCALES = ("layer", "readout", "neuron")
 
 
+def exact_matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``x @ w`` of int64 tensors, exactly, at floating-point speed where that is exact.
+
+    Every partial sum of a product of integers lies within ``max|x| * max_k max(P_k, N_k)``
+    (``P_k`` / ``N_k``: the sums of the positive / negative entries of column ``k`` of ``w``),
+    whatever the order of the additions. Integers up to 2^24 are exact in float32 and up to
+    2^53 in float64, so the product is taken in the narrowest of those that holds the bound
+    (torch's int64 product has no BLAS kernel), else in int64. float32 is used only while
+    ``torch.get_float32_matmul_precision()`` is ``"highest"`` (the default).
+    """
+    if x.numel() == 0 or w.numel() == 0:
+        return torch.matmul(x, w)
+    xmax = int(x.abs().max())
+    col = max(int(w.clamp(min=0).sum(0).max()), int((-w).clamp(min=0).sum(0).max()))
+    worst = xmax * col
+    # float32 only at full precision: "high" / "medium" let torch use TF32 / bf16 products
+    if worst <= 1 << 24 and torch.get_float32_matmul_precision() == "highest":
+        return torch.matmul(x.to(torch.float32), w.to(torch.float32)).to(torch.int64)
+    if worst < 1 << 53:
+        return torch.matmul(x.to(torch.float64), w.to(torch.float64)).to(torch.int64)
+    return torch.matmul(x, w)
+
+
 class WeightQuantizer(nn.Module):
     """Learnable quantizer of one float weight matrix ``(out, in)``.
 
@@ -220,18 +243,22 @@ class QuantDense(nn.Module):
 
     # -- the two forward passes --------------------------------------------------------------
 
-    def forward_int(self, x: torch.Tensor, p: LayerInts) -> tuple[torch.Tensor, torch.Tensor]:
-        """Exact int64 pass. ``x``: ``(T, B, in)`` int64. Returns spikes and membranes ``(T, B, out)``."""
+    def forward_int(self, x: torch.Tensor, p: LayerInts, steps: Optional[int] = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact int64 pass. ``x``: ``(T, B, in)`` int64, or ``(1, B, in)`` with ``steps = T``
+        for an input that is the same at every step (its products are taken once). Returns
+        spikes and membranes ``(T, B, out)``."""
         cfg = self.cfg
-        ff = ste.shift_i(torch.matmul(x, p.W), p.exp)
+        steps = x.shape[0] if steps is None else steps
+        ff = ste.shift_i(exact_matmul(x, p.W), p.exp)
         z = torch.zeros_like(ff[0])
         u, v, th, ref, prev = z, z, z, z, z
         vth6, bias = p.vth << 6, p.bias_mant << p.bias_exp
         spikes, vs = [], []
-        for t in range(x.shape[0]):
-            a_in = ff[t]
+        for t in range(steps):
+            a_in = ff[t] if ff.shape[0] > 1 else ff[0]
             if p.R is not None:
-                a_in = a_in + ste.shift_i(torch.matmul(prev, p.R), p.rexp)
+                a_in = a_in + ste.shift_i(exact_matmul(prev, p.R), p.rexp)
             u = ste.wrap24_i(ste.decay_i(u, cfg.du) + (a_in << 6))
             active = ref == 0
             v_new = torch.clamp(ste.decay_i(v, cfg.dv) + u + bias, -ste.MAX24 + 1, ste.MAX24 - 1)
@@ -284,6 +311,11 @@ class QuantDense(nn.Module):
             spikes.append(s)
             vs.append(v)
         return torch.stack(spikes), torch.stack(vs)
+
+
+def _static(x: torch.Tensor) -> bool:
+    """Whether every sample of ``x`` ``(B, T, C)`` is the same at every step."""
+    return bool((x[:, 1:] == x[:, :1]).all())
 
 
 class QuantSNN(nn.Module):
@@ -347,10 +379,17 @@ class QuantSNN(nn.Module):
     def input_size(self) -> int:
         return self.qlayers[0].layer.in_features
 
-    def integer_input(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """The model's integer input ``(B, T, input_size)`` int64 for a float input ``(B, T, ...)``."""
+    def integer_input(self, x: torch.Tensor | np.ndarray, expand_static: bool = False
+                      ) -> torch.Tensor:
+        """The model's integer input ``(B, T, input_size)`` int64 for a float input ``(B, T, ...)``.
+
+        ``expand_static``: when the input is the same at every step (a still image, direct
+        encoding), quantize one step and return it expanded over the steps (a read-only view
+        with stride 0 along T: the simulators then see a static input without comparing)."""
         x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).detach()
         x = x.reshape(x.shape[0], x.shape[1], -1).to(torch.float32)
+        if expand_static and x.shape[1] > 1 and _static(x):
+            return self.integer_input(x[:, :1]).expand(-1, x.shape[1], -1)
         if x.shape[-1] != self.input_size:
             raise InputError(f"input has {x.shape[-1]} channels; the network takes {self.input_size}")
         if self.input_kind == "spikes":
@@ -361,18 +400,20 @@ class QuantSNN(nn.Module):
         return torch.clamp(q, -self.input_max_abs, self.input_max_abs).to(torch.int64)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xi = self.integer_input(x).transpose(0, 1)  # (T, B, C)
         train = self.training
+        xi = self.integer_input(x, expand_static=not train).transpose(0, 1)  # (T, B, C)
+        steps = xi.shape[0]
+        if not train and xi.stride(0) == 0:
+            xi = xi[:1]  # the same at every step: the first layer's products once
         h = xi.to(torch.float32) if train else xi
         self.last_rasters = []
         v = spikes = None
         p = None
         for ql in self.qlayers:
             p = ql.ints(train)
-            spikes, v = ql.forward_qat(h, p) if train else ql.forward_int(h, p)
+            spikes, v = ql.forward_qat(h, p) if train else ql.forward_int(h, p, steps)
             self.last_rasters.append(spikes)
             h = spikes
-        steps = xi.shape[0]
         if self.decoding == "membrane_sum":
             scores = v.sum(0)
             return scores * (p.c / 64.0) / steps if train else scores

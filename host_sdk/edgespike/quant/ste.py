@@ -43,7 +43,11 @@ def shift_i(a: torch.Tensor, e: int) -> torch.Tensor:
 
 
 def decay_i(x: torch.Tensor, d: int) -> torch.Tensor:
-    """``trunc0(x * (4096 - d) / 4096)`` in int64."""
+    """``trunc0(x * (4096 - d) / 4096)`` in int64 (``d = 4096``: 0; ``d = 0``: ``x``)."""
+    if d == 4096:
+        return torch.zeros_like(x)
+    if d == 0:
+        return x
     p = x * (4096 - d)
     return torch.sign(p) * (p.abs() >> 12)
 

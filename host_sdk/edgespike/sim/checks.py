@@ -209,6 +209,35 @@ def check_events(events: Any, timesteps: int, size: int, what: str = "events") -
     return ev
 
 
+def model_input(model: Any, x: Any) -> np.ndarray:
+    """One input ``(timesteps, input_size)`` or a batch ``(n, timesteps, input_size)`` for
+    ``model`` as exact integers, without copying an integer array (the shared body of every
+    simulator's input check: :func:`edgespike.sim.reference.check_input` and the batched
+    simulator). ``model`` needs only ``timesteps``, ``input_size``, ``input_kind`` and
+    ``input_max_abs``; it is not validated here.
+
+    Returns an integer (or bool) array whose every value is 0/1 for spike models and within
+    ``|x| <= input_max_abs`` for direct encoding (docs/SEMANTICS.md, "Inputs").
+
+    Raises:
+        InputError: wrong shape, a non-integer value (NaN, inf, 0.5), or a value out of range.
+    """
+    x = as_array(x, "input")
+    shape = (model.timesteps, model.input_size)
+    if x.ndim not in (2, 3) or x.shape[-2:] != shape:
+        raise InputError(f"input shape {x.shape}; the model takes ({shape[0]}, {shape[1]}) "
+                         f"(timesteps, input_size) or a batch (n, {shape[0]}, {shape[1]})")
+    axes = ("input", "step", "index")
+    if model.input_kind == "spikes":
+        return exact_integers(x, lo=0, hi=1, axes=axes,
+                              rule="spike input must be 0 or 1 (a spike or none per step and "
+                                   "channel)")
+    m = int(model.input_max_abs)
+    return exact_integers(x, lo=-m, hi=m, axes=axes,
+                          rule=f"the model takes |x| <= input_max_abs {m}; rescale or clip the "
+                               "input")
+
+
 # ---- models ----------------------------------------------------------------------------------
 
 _VALID_MAX = 256
@@ -295,4 +324,5 @@ def require_valid(model: Any) -> Any:
 
 
 __all__ = ["INT32_MAX", "INT32_MIN", "INT64_MAX", "INT64_MIN", "UINT32_MAX", "as_array",
-           "as_int64", "check_events", "exact_integers", "fingerprint", "require_valid"]
+           "as_int64", "check_events", "exact_integers", "fingerprint", "model_input",
+           "require_valid"]

@@ -6,13 +6,20 @@ that the C engine, compiled for the host, matches the numpy reference.
 
 The library is ``build/host/libedgespike_host.so`` (see :func:`edgespike.paths.host_library`);
 build it with ``bash firmware/build.sh``. Its entry points are documented in
-``firmware/core/es_runner.h``.
+``firmware/core/es_runner.h``; where the library has the host-only ones of
+``firmware/ports/host/es_host_core.h``, a :class:`CoreModel` parses and checks its blob once
+and runs batches on the parsed model, on several threads if asked (each with its own arena;
+the C call releases the GIL). The module functions reuse a :class:`CoreModel` while the
+model's content is unchanged.
 """
 from __future__ import annotations
 
 import ctypes
 import functools
 import logging
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -30,7 +37,8 @@ from edgespike.errors import (
 )
 from edgespike.model import blob as blob_mod
 from edgespike.model.quantized import Model
-from edgespike.sim.checks import INT32_MAX, INT32_MIN, UINT32_MAX, as_array, exact_integers
+from edgespike.sim.checks import (INT32_MAX, INT32_MIN, UINT32_MAX, as_array, exact_integers,
+                                  fingerprint)
 from edgespike.sim.reference import LayerCounters, RunOutput
 
 log = logging.getLogger(__name__)
@@ -89,6 +97,23 @@ def _load(path: str) -> ctypes.CDLL:
         _u64p, ctypes.c_void_p, ctypes.c_void_p,               # cycles, cycle_fn, ctx
         ctypes.c_char_p, ctypes.c_uint32,                      # err_text, len
     ]
+    if hasattr(lib, "es_host_run_batch"):  # firmware/ports/host/es_host_core.h
+        lib.es_host_model_bytes.restype = ctypes.c_size_t
+        lib.es_host_model_bytes.argtypes = []
+        lib.es_host_model_parse.restype = ctypes.c_int32
+        lib.es_host_model_parse.argtypes = [
+            ctypes.c_void_p, ctypes.c_uint32, ctypes.c_char_p, ctypes.c_uint32,
+            ctypes.c_char_p, ctypes.c_uint32,
+        ]
+        lib.es_host_run_batch.restype = ctypes.c_int32
+        lib.es_host_run_batch.argtypes = [
+            ctypes.c_void_p, ctypes.c_uint32,                  # parsed model, n_inputs
+            _u32p, _u32p, _i32p, ctypes.c_uint32,              # events, offsets, values, flags
+            ctypes.c_void_p, ctypes.c_uint32,                  # arena
+            _i64p, _i32p, _u64p,                               # scores, predictions, counters
+            _u8p, _i32p, _i32p, _i32p,                         # rasters, u, v, th
+            _u32p, ctypes.c_char_p, ctypes.c_uint32,           # failed_input, err_text, len
+        ]
     return lib
 
 
@@ -153,13 +178,65 @@ class CoreModel:
         ToolMissing: the library is not built.
     """
 
-    def __init__(self, model_or_blob: Model | bytes, lib_path: Optional[Path] = None) -> None:
+    def __init__(self, model_or_blob: Model | bytes, lib_path: Optional[Path] = None,
+                 threads: int = 1) -> None:
         self.lib = library(lib_path)
         self.blob = bytes(model_or_blob) if isinstance(model_or_blob, (bytes, bytearray)) \
             else blob_mod.to_bytes(model_or_blob)
         self.info = self._read_info()
         # int64 backing store keeps the arena 8-byte aligned, as es_engine_init requires
         self._arena = np.zeros((self.info.arena_bytes + 7) // 8, dtype=np.int64)
+        self.threads = max(1, int(threads))
+        self._parsed = self._parse_once()
+
+    def _parse_once(self) -> Optional[np.ndarray]:
+        """The blob parsed and checked once (es_host_model_parse), or None when the library
+        has no host entry points (then every batch parses it again, through es_run_batch)."""
+        if not hasattr(self.lib, "es_host_run_batch"):
+            return None
+        parsed = np.zeros((int(self.lib.es_host_model_bytes()) + 7) // 8, dtype=np.int64)
+        err = ctypes.create_string_buffer(_ERR_LEN)
+        code = self.lib.es_host_model_parse(parsed.ctypes.data, parsed.nbytes, self.blob,
+                                            len(self.blob), err, _ERR_LEN)
+        raise_for_status(code, err.value.decode("utf-8", "replace"))
+        return parsed  # points into self.blob, which lives as long as self
+
+    def _run_parsed(self, n: int, events, offsets, values, out: dict, flags: int) -> None:
+        """Inputs 0..n-1 on the parsed model, split over ``self.threads`` threads (each with
+        its own arena; outputs written in place)."""
+        per_values = 0
+        if values is not None:
+            per_values = values.size // max(1, n)
+        parts = self.threads if n >= 2 * self.threads else 1
+        bounds = np.linspace(0, n, parts + 1).astype(np.int64)
+        arenas = [self._arena] + [np.zeros_like(self._arena) for _ in range(parts - 1)]
+
+        def view(key: str, a: int, ptype):
+            arr = out.get(key)
+            return None if arr is None else arr[a:].ctypes.data_as(ptype)
+
+        def part(i: int) -> tuple[int, str, int]:
+            a, b = int(bounds[i]), int(bounds[i + 1])
+            failed = ctypes.c_uint32(0)
+            err = ctypes.create_string_buffer(_ERR_LEN)
+            code = self.lib.es_host_run_batch(
+                self._parsed.ctypes.data, b - a, _ptr(events, _u32p),
+                None if offsets is None else offsets[a:].ctypes.data_as(_u32p),
+                None if values is None else values[a * per_values:].ctypes.data_as(_i32p),
+                flags, arenas[i].ctypes.data, arenas[i].nbytes,
+                view("scores", a, _i64p), view("pred", a, _i32p), view("counters", a, _u64p),
+                view("raster", a, _u8p), view("u", a, _i32p), view("v", a, _i32p),
+                view("th", a, _i32p), ctypes.byref(failed), err, _ERR_LEN)
+            return code, err.value.decode("utf-8", "replace"), a + int(failed.value)
+
+        if parts == 1:
+            results = [part(0)]
+        else:
+            with ThreadPoolExecutor(max_workers=parts) as pool:
+                results = list(pool.map(part, range(parts)))
+        for code, text, failed in results:
+            if code != ES_OK:
+                raise_for_status(code, f"input {failed}: {text}" if n > 1 else text)
 
     def _read_info(self) -> BlobInfo:
         buf = np.zeros(7 + 64, dtype=np.uint32)
@@ -337,7 +414,10 @@ class CoreModel:
             out["raster"] = np.zeros((n, steps * neurons), dtype=np.uint8)
             for key in ("u", "v", "th"):
                 out[key] = np.zeros((n, neurons), dtype=np.int32)
-        self._run_raw(n, events, offsets, values, out, flags)
+        if self._parsed is not None and n > 0:
+            self._run_parsed(n, events, offsets, values, out, flags)
+        else:
+            self._run_raw(n, events, offsets, values, out, flags)
         return self._unpack(n, out, record)
 
     def _unpack(self, n: int, out: dict, record: bool) -> list[RunOutput]:
@@ -363,19 +443,46 @@ class CoreModel:
         return results
 
 
-def run_batch(model: Model, inputs: np.ndarray) -> list[RunOutput]:
+_CACHE_MAX = 16
+_cache: "OrderedDict[tuple, CoreModel]" = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def core_model(model: Model, threads: int = 1) -> CoreModel:
+    """A :class:`CoreModel` for ``model``, reused while its content is unchanged: the model is
+    validated and serialized, and the blob parsed, once (a model changed in place gets a new
+    one, validated again)."""
+    lib_path = paths.host_library()  # ToolMissing when it is not built (any more)
+    key = fingerprint(model)
+    if key is None:
+        return CoreModel(model, lib_path, threads=threads)
+    full = (key, threads, str(lib_path))
+    with _cache_lock:
+        cm = _cache.get(full)
+        if cm is not None:
+            _cache.move_to_end(full)
+            return cm
+    cm = CoreModel(model, lib_path, threads=threads)
+    with _cache_lock:
+        _cache[full] = cm
+        while len(_cache) > _CACHE_MAX:
+            _cache.popitem(last=False)
+    return cm
+
+
+def run_batch(model: Model, inputs: np.ndarray, *, threads: int = 1) -> list[RunOutput]:
     """Run a batch of inferences (``batch x timesteps x input_size``) in the C core."""
-    return CoreModel(model).run_batch(inputs)
+    return core_model(model, threads).run_batch(inputs)
 
 
 def run(model: Model, x: np.ndarray) -> RunOutput:
     """Run one inference (``timesteps x input_size``) in the C core."""
-    return CoreModel(model).run(x)
+    return core_model(model).run(x)
 
 
-def predict(model: Model, inputs: np.ndarray) -> np.ndarray:
+def predict(model: Model, inputs: np.ndarray, *, threads: int = 1) -> np.ndarray:
     """Predicted class per input of a batch, from the C core."""
-    return CoreModel(model).predict(inputs)
+    return core_model(model, threads).predict(inputs)
 
 
 def arena_bytes(model_or_blob: Model | bytes, lib_path: Optional[Path] = None) -> int:
@@ -384,4 +491,4 @@ def arena_bytes(model_or_blob: Model | bytes, lib_path: Optional[Path] = None) -
 
 
 __all__: Sequence[str] = ("CoreModel", "BlobInfo", "run", "run_batch", "predict", "arena_bytes",
-                          "library", "raise_for_status", "ModelError")
+                          "core_model", "library", "raise_for_status", "ModelError")

@@ -13,7 +13,8 @@ import numpy as np
 
 from edgespike.errors import InputError
 from edgespike.model.quantized import Model, _per_neuron
-from edgespike.sim.checks import as_array, as_int64, check_events, exact_integers, require_valid
+from edgespike.sim.checks import (as_array, check_events, exact_integers, model_input,
+                                  require_valid)
 
 _MAX24 = 1 << 23
 
@@ -89,18 +90,7 @@ def check_input(model: Model, x: np.ndarray) -> np.ndarray:
             (including values beyond int64: ``2**64 - 1`` is not ``-1``).
     """
     require_valid(model)
-    x = as_array(x, "input")
-    shape = (model.timesteps, model.input_size)
-    if x.ndim not in (2, 3) or x.shape[-2:] != shape:
-        raise InputError(f"input shape {x.shape}; the model takes ({shape[0]}, {shape[1]}) "
-                         f"(timesteps, input_size) or a batch (n, {shape[0]}, {shape[1]})")
-    axes = ("input", "step", "index")
-    if model.input_kind == "spikes":
-        return as_int64(x, lo=0, hi=1, axes=axes,
-                        rule="spike input must be 0 or 1 (a spike or none per step and channel)")
-    m = int(model.input_max_abs)
-    return as_int64(x, lo=-m, hi=m, axes=axes,
-                    rule=f"the model takes |x| <= input_max_abs {m}; rescale or clip the input")
+    return model_input(model, x).astype(np.int64, copy=False)
 
 
 def run_batch(model: Model, inputs: np.ndarray) -> list[RunOutput]:
