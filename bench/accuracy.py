@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -28,7 +27,7 @@ from torch import nn
 from edgespike.demo import SETUPS as DEMO_SETUPS
 from edgespike.nn import NeuronConfig, mlp
 from edgespike.quant import export, quantize
-from edgespike.sim import batch
+from edgespike.sim import batch as batch_sim
 from edgespike.train import TrainConfig, Trainer, evaluate
 from edgespike.train.pipeline import prepare, validation_split
 
@@ -119,7 +118,7 @@ def bench(name: str, seed: int = 0, scale: float = 1.0) -> Row:
                      x_val=x_val, y_val=y_val)
         model = export(q, data.timesteps, name=f"{name}-{mode}", labels=data.labels)
         pq = q.predict(data.x_test)
-        pr = batch.predict(model, q.integer_input(data.x_test, expand_static=True).numpy())
+        pr = batch_sim.predict(model, q.integer_input(data.x_test, expand_static=True).numpy())
         results[mode] = (float((pr == data.y_test.numpy()).mean()), bool(np.array_equal(pq, pr)),
                          model.weight_bytes(), model.fp32_weight_bytes())
         log.info("%s %s %.4f exact=%s", name, mode, results[mode][0], results[mode][1])

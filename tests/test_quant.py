@@ -9,7 +9,7 @@ import torch
 
 from edgespike.errors import InputError, ModelError
 from edgespike.model import from_bytes, to_bytes
-from edgespike.nn import SNN, Conv2d, Dense, Flatten, NeuronConfig, RecurrentDense, mlp
+from edgespike.nn import SNN, Conv2d, Dense, Flatten, NeuronConfig, mlp
 from edgespike.quant import QuantSNN, WeightQuantizer, calibration_loss, export, quantize
 from edgespike.sim import reference
 

@@ -19,7 +19,6 @@ from edgespike.profile.counters import CounterCheck, CounterSummary, compare_cou
 from edgespike.profile.cycles import CORES, Range
 from edgespike.profile.energy import EnergyResult, Target, evaluate
 from edgespike.profile.estimate import DEFAULT_CORES, CycleEstimate, estimate_cycles
-from edgespike.sim import reference
 from edgespike.sim.reference import RunOutput
 
 log = logging.getLogger(__name__)
