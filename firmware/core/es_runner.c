@@ -145,16 +145,12 @@ static es_status_t run_one(es_engine_t *e, const es_input_t *in, int64_t *scores
     return ES_OK;
 }
 
-/* Parse and validate the blob, set up the engine on the arena and its cycle counter: the
- * common first step of both entry points. */
-static es_status_t open_engine(es_model_t *m, es_engine_t *e, const uint8_t *blob, uint32_t len,
-                               void *arena, uint32_t arena_bytes, es_cycle_fn cycle_fn,
-                               void *cycle_ctx, const int64_t *scores, es_error_t *err)
+/* Set up the engine on a parsed model, the arena and its cycle counter. */
+static es_status_t open_engine(const es_model_t *m, es_engine_t *e, void *arena,
+                               uint32_t arena_bytes, es_cycle_fn cycle_fn, void *cycle_ctx,
+                               const int64_t *scores, es_error_t *err)
 {
-    es_status_t st = es_model_parse(m, blob, len, err);
-    if (st == ES_OK) {
-        st = es_engine_init(e, m, arena, arena_bytes, err);
-    }
+    es_status_t st = es_engine_init(e, m, arena, arena_bytes, err);
     if (st != ES_OK) {
         return st;
     }
@@ -168,37 +164,60 @@ static es_status_t open_engine(es_model_t *m, es_engine_t *e, const uint8_t *blo
     return ES_OK;
 }
 
-int32_t es_run_batch(const uint8_t *blob, uint32_t len, uint32_t n_inputs,
-                     const uint32_t *events, const uint32_t *event_offsets,
-                     const int32_t *values, uint32_t input_flags,
-                     void *arena, uint32_t arena_bytes,
-                     int64_t *scores, int32_t *predictions, uint64_t *counters,
-                     uint8_t *rasters, int32_t *final_u, int32_t *final_v, int32_t *final_th,
-                     uint64_t *cycles, es_cycle_fn cycle_fn, void *cycle_ctx,
-                     uint32_t *failed_input, char *err_text, uint32_t err_len)
+size_t es_parsed_model_bytes(void)
 {
-    es_model_t m;
+    return sizeof(es_model_t);
+}
+
+int32_t es_parse_blob(void *model, uint32_t model_bytes, const uint8_t *blob, uint32_t len,
+                      char *err_text, uint32_t err_len)
+{
+    es_error_t err;
+    copy_text(err_text, err_len, "");
+    if (model == NULL || model_bytes < sizeof(es_model_t) || ((uintptr_t)model & 7u) != 0u) {
+        copy_text(err_text, err_len, "model buffer too small or not 8-byte aligned");
+        return (int32_t)ES_ERR_INTERNAL;
+    }
+    if (es_model_parse((es_model_t *)model, blob, len, &err) != ES_OK) {
+        return fail(&err, err_text, err_len);
+    }
+    return ES_OK;
+}
+
+int32_t es_run_parsed(const void *model, uint32_t n_inputs,
+                      const uint32_t *events, const uint32_t *event_offsets,
+                      const int32_t *values, uint32_t input_flags,
+                      void *arena, uint32_t arena_bytes,
+                      int64_t *scores, int32_t *predictions, uint64_t *counters,
+                      uint8_t *rasters, int32_t *final_u, int32_t *final_v, int32_t *final_th,
+                      uint64_t *cycles, es_cycle_fn cycle_fn, void *cycle_ctx,
+                      uint32_t *failed_input, char *err_text, uint32_t err_len)
+{
+    const es_model_t *m = (const es_model_t *)model;
     es_engine_t e;
     es_error_t err;
     if (failed_input != NULL) {
         *failed_input = n_inputs;
     }
     copy_text(err_text, err_len, "");
-    if (open_engine(&m, &e, blob, len, arena, arena_bytes, cycle_fn, cycle_ctx, scores, &err) !=
-        ES_OK) {
+    if (m == NULL || m->n_layers == 0u) {
+        copy_text(err_text, err_len, "no parsed model");
+        return (int32_t)ES_ERR_NO_MODEL;
+    }
+    if (open_engine(m, &e, arena, arena_bytes, cycle_fn, cycle_ctx, scores, &err) != ES_OK) {
         return fail(&err, err_text, err_len);
     }
     uint32_t neurons = 0;
-    for (uint32_t l = 0; l < m.n_layers; ++l) {
-        neurons += m.layers[l].size;
+    for (uint32_t l = 0; l < m->n_layers; ++l) {
+        neurons += m->layers[l].size;
     }
-    const uint32_t n_out = m.layers[m.n_layers - 1u].size;
+    const uint32_t n_out = m->layers[m->n_layers - 1u].size;
     const bool is_static = (input_flags & ES_INPUT_STATIC) != 0u;
-    const uint32_t per_values = is_static ? m.input_size : (uint32_t)m.timesteps * m.input_size;
+    const uint32_t per_values = is_static ? m->input_size : (uint32_t)m->timesteps * m->input_size;
     for (uint32_t i = 0; i < n_inputs; ++i) {
         es_input_t in;
         memset(&in, 0, sizeof(in));
-        if (m.input_kind == ES_INPUT_SPIKES) {
+        if (m->input_kind == ES_INPUT_SPIKES) {
             if (event_offsets == NULL || event_offsets[i + 1u] < event_offsets[i]) {
                 es_error_set(&err, ES_ERR_BAD_INPUT, i, "input %u: bad event offsets", i);
                 if (failed_input != NULL) {
@@ -215,8 +234,8 @@ int32_t es_run_batch(const uint8_t *blob, uint32_t len, uint32_t n_inputs,
         }
         es_status_t st = run_one(&e, &in, scores + (size_t)i * n_out,
                                  predictions ? predictions + i : NULL,
-                                 counters ? counters + (size_t)i * ES_RUNNER_COUNTERS * m.n_layers : NULL,
-                                 rasters ? rasters + (size_t)i * m.timesteps * neurons : NULL,
+                                 counters ? counters + (size_t)i * ES_RUNNER_COUNTERS * m->n_layers : NULL,
+                                 rasters ? rasters + (size_t)i * m->timesteps * neurons : NULL,
                                  final_u ? final_u + (size_t)i * neurons : NULL,
                                  final_v ? final_v + (size_t)i * neurons : NULL,
                                  final_th ? final_th + (size_t)i * neurons : NULL,
@@ -231,6 +250,28 @@ int32_t es_run_batch(const uint8_t *blob, uint32_t len, uint32_t n_inputs,
     return ES_OK;
 }
 
+int32_t es_run_batch(const uint8_t *blob, uint32_t len, uint32_t n_inputs,
+                     const uint32_t *events, const uint32_t *event_offsets,
+                     const int32_t *values, uint32_t input_flags,
+                     void *arena, uint32_t arena_bytes,
+                     int64_t *scores, int32_t *predictions, uint64_t *counters,
+                     uint8_t *rasters, int32_t *final_u, int32_t *final_v, int32_t *final_th,
+                     uint64_t *cycles, es_cycle_fn cycle_fn, void *cycle_ctx,
+                     uint32_t *failed_input, char *err_text, uint32_t err_len)
+{
+    es_model_t m;
+    if (failed_input != NULL) {
+        *failed_input = n_inputs;
+    }
+    const int32_t st = es_parse_blob(&m, sizeof(m), blob, len, err_text, err_len);
+    if (st != ES_OK) {
+        return st;
+    }
+    return es_run_parsed(&m, n_inputs, events, event_offsets, values, input_flags, arena,
+                         arena_bytes, scores, predictions, counters, rasters, final_u, final_v,
+                         final_th, cycles, cycle_fn, cycle_ctx, failed_input, err_text, err_len);
+}
+
 int32_t es_run_blob(const uint8_t *blob, uint32_t len,
                     const uint32_t *events, uint32_t n_events,
                     const int32_t *values, uint32_t n_values, uint32_t input_flags,
@@ -243,9 +284,11 @@ int32_t es_run_blob(const uint8_t *blob, uint32_t len,
     es_model_t m;
     es_engine_t e;
     es_error_t err;
-    copy_text(err_text, err_len, "");
-    if (open_engine(&m, &e, blob, len, arena, arena_bytes, cycle_fn, cycle_ctx, scores, &err) !=
-        ES_OK) {
+    const int32_t pst = es_parse_blob(&m, sizeof(m), blob, len, err_text, err_len);
+    if (pst != ES_OK) {
+        return pst;
+    }
+    if (open_engine(&m, &e, arena, arena_bytes, cycle_fn, cycle_ctx, scores, &err) != ES_OK) {
         return fail(&err, err_text, err_len);
     }
     es_input_t in = {events, n_events, values, n_values, (input_flags & ES_INPUT_STATIC) != 0u};

@@ -6,6 +6,20 @@
  *
  *   uint32_t es_arena_bytes_for_blob(const uint8_t *blob, uint32_t len);
  *   uint32_t es_blob_info(const uint8_t *blob, uint32_t len, uint32_t *info, uint32_t info_len);
+
+size_t es_parsed_model_bytes(void);
+
+int32_t es_parse_blob(void *model, uint32_t model_bytes, const uint8_t *blob, uint32_t len,
+                      char *err_text, uint32_t err_len);
+
+int32_t es_run_parsed(const void *model, uint32_t n_inputs,
+                      const uint32_t *events, const uint32_t *event_offsets,
+                      const int32_t *values, uint32_t input_flags,
+                      void *arena, uint32_t arena_bytes,
+                      int64_t *scores, int32_t *predictions, uint64_t *counters,
+                      uint8_t *rasters, int32_t *final_u, int32_t *final_v, int32_t *final_th,
+                      uint64_t *cycles, es_cycle_fn cycle_fn, void *cycle_ctx,
+                      uint32_t *failed_input, char *err_text, uint32_t err_len);
  *   int32_t  es_run_blob(const uint8_t *blob, uint32_t len,
  *                        const uint32_t *events, uint32_t n_events,
  *                        const int32_t *values, uint32_t n_values, uint32_t input_flags,
@@ -24,6 +38,10 @@
  *                         es_cycle_fn cycle_fn, void *cycle_ctx,
  *                         uint32_t *failed_input, char *err_text, uint32_t err_len);
  *   uint32_t es_core_version(void);
+ *   size_t   es_parsed_model_bytes(void);
+ *   int32_t  es_parse_blob(void *model, uint32_t model_bytes, const uint8_t *blob, uint32_t len,
+ *                          char *err_text, uint32_t err_len);
+ *   int32_t  es_run_parsed(const void *model, ... the arguments of es_run_batch after len);
  *
  * Return value: an es_status_t (0 = ES_OK; the protocol's ErrorCode numbers otherwise) with
  * a NUL-terminated reason in err_text (err_len bytes; may be NULL).
@@ -47,6 +65,11 @@
  * outputs are indexed the same way. The blob is parsed and the arena set up once.
  * *failed_input: the input that failed (n_inputs if the blob itself failed).
  *
+ * Parse once, run many (the host simulator, threads): es_parse_blob parses and checks a blob
+ * into a caller buffer of es_parsed_model_bytes() bytes (8-byte aligned; the blob must
+ * outlive it); es_run_parsed runs a batch on it exactly as es_run_batch does, only reading
+ * the parsed model, so several threads may run on one parsed model, each with its own arena.
+ *
  * es_blob_info fills info with: [0] input_size, [1] input_kind, [2] timesteps, [3] decoding,
  * [4] n_layers, [5] arena bytes, [6] output size, [7..7+L) layer sizes; returns the status.
  */
@@ -68,6 +91,20 @@ uint32_t es_core_version(void);
 uint32_t es_arena_bytes_for_blob(const uint8_t *blob, uint32_t len);
 
 int32_t es_blob_info(const uint8_t *blob, uint32_t len, uint32_t *info, uint32_t info_len);
+
+size_t es_parsed_model_bytes(void);
+
+int32_t es_parse_blob(void *model, uint32_t model_bytes, const uint8_t *blob, uint32_t len,
+                      char *err_text, uint32_t err_len);
+
+int32_t es_run_parsed(const void *model, uint32_t n_inputs,
+                      const uint32_t *events, const uint32_t *event_offsets,
+                      const int32_t *values, uint32_t input_flags,
+                      void *arena, uint32_t arena_bytes,
+                      int64_t *scores, int32_t *predictions, uint64_t *counters,
+                      uint8_t *rasters, int32_t *final_u, int32_t *final_v, int32_t *final_th,
+                      uint64_t *cycles, es_cycle_fn cycle_fn, void *cycle_ctx,
+                      uint32_t *failed_input, char *err_text, uint32_t err_len);
 
 int32_t es_run_blob(const uint8_t *blob, uint32_t len,
                     const uint32_t *events, uint32_t n_events,

@@ -6,9 +6,8 @@ that the C engine, compiled for the host, matches the numpy reference.
 
 The library is ``build/host/libedgespike_host.so`` (see :func:`edgespike.paths.host_library`);
 build it with ``bash firmware/build.sh``. Its entry points are documented in
-``firmware/core/es_runner.h``; where the library has the host-only ones of
-``firmware/ports/host/es_host_core.h``, a :class:`CoreModel` parses and checks its blob once
-and runs batches on the parsed model, on several threads if asked (each with its own arena;
+``firmware/core/es_runner.h``; through ``es_parse_blob`` / ``es_run_parsed`` a
+:class:`CoreModel` parses and checks its blob once and runs batches on the parsed model, on several threads if asked (each with its own arena;
 the C call releases the GIL). The module functions reuse a :class:`CoreModel` while the
 model's content is unchanged.
 """
@@ -97,21 +96,22 @@ def _load(path: str) -> ctypes.CDLL:
         _u64p, ctypes.c_void_p, ctypes.c_void_p,               # cycles, cycle_fn, ctx
         ctypes.c_char_p, ctypes.c_uint32,                      # err_text, len
     ]
-    if hasattr(lib, "es_host_run_batch"):  # firmware/ports/host/es_host_core.h
-        lib.es_host_model_bytes.restype = ctypes.c_size_t
-        lib.es_host_model_bytes.argtypes = []
-        lib.es_host_model_parse.restype = ctypes.c_int32
-        lib.es_host_model_parse.argtypes = [
+    if hasattr(lib, "es_run_parsed"):  # es_runner.h: parse once, run many
+        lib.es_parsed_model_bytes.restype = ctypes.c_size_t
+        lib.es_parsed_model_bytes.argtypes = []
+        lib.es_parse_blob.restype = ctypes.c_int32
+        lib.es_parse_blob.argtypes = [
             ctypes.c_void_p, ctypes.c_uint32, ctypes.c_char_p, ctypes.c_uint32,
             ctypes.c_char_p, ctypes.c_uint32,
         ]
-        lib.es_host_run_batch.restype = ctypes.c_int32
-        lib.es_host_run_batch.argtypes = [
+        lib.es_run_parsed.restype = ctypes.c_int32
+        lib.es_run_parsed.argtypes = [
             ctypes.c_void_p, ctypes.c_uint32,                  # parsed model, n_inputs
             _u32p, _u32p, _i32p, ctypes.c_uint32,              # events, offsets, values, flags
             ctypes.c_void_p, ctypes.c_uint32,                  # arena
             _i64p, _i32p, _u64p,                               # scores, predictions, counters
             _u8p, _i32p, _i32p, _i32p,                         # rasters, u, v, th
+            _u64p, ctypes.c_void_p, ctypes.c_void_p,           # cycles, cycle_fn, ctx
             _u32p, ctypes.c_char_p, ctypes.c_uint32,           # failed_input, err_text, len
         ]
     return lib
@@ -190,14 +190,14 @@ class CoreModel:
         self._parsed = self._parse_once()
 
     def _parse_once(self) -> Optional[np.ndarray]:
-        """The blob parsed and checked once (es_host_model_parse), or None when the library
-        has no host entry points (then every batch parses it again, through es_run_batch)."""
-        if not hasattr(self.lib, "es_host_run_batch"):
+        """The blob parsed and checked once (es_parse_blob), or None when the library predates
+        that entry point (then every batch parses it again, through es_run_batch)."""
+        if not hasattr(self.lib, "es_run_parsed"):
             return None
-        parsed = np.zeros((int(self.lib.es_host_model_bytes()) + 7) // 8, dtype=np.int64)
+        parsed = np.zeros((int(self.lib.es_parsed_model_bytes()) + 7) // 8, dtype=np.int64)
         err = ctypes.create_string_buffer(_ERR_LEN)
-        code = self.lib.es_host_model_parse(parsed.ctypes.data, parsed.nbytes, self.blob,
-                                            len(self.blob), err, _ERR_LEN)
+        code = self.lib.es_parse_blob(parsed.ctypes.data, parsed.nbytes, self.blob,
+                                      len(self.blob), err, _ERR_LEN)
         raise_for_status(code, err.value.decode("utf-8", "replace"))
         return parsed  # points into self.blob, which lives as long as self
 
@@ -219,14 +219,14 @@ class CoreModel:
             a, b = int(bounds[i]), int(bounds[i + 1])
             failed = ctypes.c_uint32(0)
             err = ctypes.create_string_buffer(_ERR_LEN)
-            code = self.lib.es_host_run_batch(
+            code = self.lib.es_run_parsed(
                 self._parsed.ctypes.data, b - a, _ptr(events, _u32p),
                 None if offsets is None else offsets[a:].ctypes.data_as(_u32p),
                 None if values is None else values[a * per_values:].ctypes.data_as(_i32p),
                 flags, arenas[i].ctypes.data, arenas[i].nbytes,
                 view("scores", a, _i64p), view("pred", a, _i32p), view("counters", a, _u64p),
                 view("raster", a, _u8p), view("u", a, _i32p), view("v", a, _i32p),
-                view("th", a, _i32p), ctypes.byref(failed), err, _ERR_LEN)
+                view("th", a, _i32p), None, None, None, ctypes.byref(failed), err, _ERR_LEN)
             return code, err.value.decode("utf-8", "replace"), a + int(failed.value)
 
         if parts == 1:
