@@ -1,47 +1,9 @@
 /*
  * EdgeSpike core: flat, ctypes-friendly entry points (host shared library, QEMU runner).
  *
- * For F2 (build): es_runner.c is part of es_core (plain C99, no I/O, no malloc). Export these
- * from build/host/libedgespike_host.so:
- *
- *   uint32_t es_arena_bytes_for_blob(const uint8_t *blob, uint32_t len);
- *   uint32_t es_blob_info(const uint8_t *blob, uint32_t len, uint32_t *info, uint32_t info_len);
-
-size_t es_parsed_model_bytes(void);
-
-int32_t es_parse_blob(void *model, uint32_t model_bytes, const uint8_t *blob, uint32_t len,
-                      char *err_text, uint32_t err_len);
-
-int32_t es_run_parsed(const void *model, uint32_t n_inputs,
-                      const uint32_t *events, const uint32_t *event_offsets,
-                      const int32_t *values, uint32_t input_flags,
-                      void *arena, uint32_t arena_bytes,
-                      int64_t *scores, int32_t *predictions, uint64_t *counters,
-                      uint8_t *rasters, int32_t *final_u, int32_t *final_v, int32_t *final_th,
-                      uint64_t *cycles, es_cycle_fn cycle_fn, void *cycle_ctx,
-                      uint32_t *failed_input, char *err_text, uint32_t err_len);
- *   int32_t  es_run_blob(const uint8_t *blob, uint32_t len,
- *                        const uint32_t *events, uint32_t n_events,
- *                        const int32_t *values, uint32_t n_values, uint32_t input_flags,
- *                        void *arena, uint32_t arena_bytes,
- *                        int64_t *scores, int32_t *prediction, uint64_t *counters,
- *                        uint8_t *raster, int32_t *final_u, int32_t *final_v, int32_t *final_th,
- *                        uint64_t *cycles, es_cycle_fn cycle_fn, void *cycle_ctx,
- *                        char *err_text, uint32_t err_len);
- *   int32_t  es_run_batch(const uint8_t *blob, uint32_t len, uint32_t n_inputs,
- *                         const uint32_t *events, const uint32_t *event_offsets,
- *                         const int32_t *values, uint32_t input_flags,
- *                         void *arena, uint32_t arena_bytes,
- *                         int64_t *scores, int32_t *predictions, uint64_t *counters,
- *                         uint8_t *rasters, int32_t *final_u, int32_t *final_v,
- *                         int32_t *final_th, uint64_t *cycles,
- *                         es_cycle_fn cycle_fn, void *cycle_ctx,
- *                         uint32_t *failed_input, char *err_text, uint32_t err_len);
- *   uint32_t es_core_version(void);
- *   size_t   es_parsed_model_bytes(void);
- *   int32_t  es_parse_blob(void *model, uint32_t model_bytes, const uint8_t *blob, uint32_t len,
- *                          char *err_text, uint32_t err_len);
- *   int32_t  es_run_parsed(const void *model, ... the arguments of es_run_batch after len);
+ * es_runner.c is part of es_core (plain C99, no I/O, no malloc); the host port exports these
+ * functions from build/host/libedgespike_host.so and the QEMU runner calls them directly.
+ * The prototypes below are the interface; this comment says how the buffers are laid out.
  *
  * Return value: an es_status_t (0 = ES_OK; the protocol's ErrorCode numbers otherwise) with
  * a NUL-terminated reason in err_text (err_len bytes; may be NULL).

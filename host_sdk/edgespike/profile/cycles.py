@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgespike.sim.elf import ElfImage
@@ -422,38 +422,20 @@ def _m33_pairs(a: Op, b: Op) -> bool:
     return not _uses(b, a.dst)
 
 
-def _costs_m33(ops: Sequence[Op], case: str) -> list[float]:
+def _dual_issue(ops: Sequence[Op], case: str,
+                cost: Callable[[Op, Optional[Op], str], float],
+                pairs: Callable[[Op, Op, str], bool]) -> list[float]:
+    """Cycles of each instruction on a core that can issue two at once: ``cost(op, prev,
+    case)`` is an instruction's own cycles with any stall on the one before it; a 1-cycle
+    instruction that ``pairs`` with the one before (itself not already paired) costs 0.
+    The "high" case never pairs."""
     out: list[float] = []
     prev: Optional[Op] = None
     paired = False
     for op in ops:
-        k = op.kind
-        c = 1.0
-        if k == "div":
-            c = {"low": 2.0, "central": 7.0, "high": 12.0}[case]
-        elif k == "mull":
-            c = 2.0 if case == "high" else 1.0
-        elif k == "load":
-            c = 2.0 if case == "high" else 1.0  # address generated in decode
-        elif k == "store":
-            c = 2.0 if case == "high" and op.reg_offset else 1.0
-        elif k in ("loadd", "stored"):
-            c = 3.0 if case == "high" else 2.0
-        elif k in ("ldm", "stm"):
-            c = 1.0 + op.n
-        elif k == "table":
-            c = 3.0
-        elif k == "it":
-            fold = case == "low" or (case == "central" and prev is not None and prev.size == 2)
-            c = 0.0 if fold else 1.0
-        elif k == "barrier":
-            c = 4.0 if case == "high" else 1.0
-        # load-use: the value arrives one cycle after the load's single issue cycle
-        if case == "central" and prev is not None and prev.kind in ("load", "loadd", "ldm") \
-                and _uses(op, prev.dst):
-            c += 1.0
+        c = cost(op, prev, case)
         if case != "high" and not paired and prev is not None and c == 1.0 \
-                and _m33_pairs(prev, op):
+                and pairs(prev, op, case):
             out.append(0.0)  # issued with the instruction before
             paired = True
         else:
@@ -461,6 +443,39 @@ def _costs_m33(ops: Sequence[Op], case: str) -> list[float]:
             paired = False
         prev = op
     return out
+
+
+def _m33_cost(op: Op, prev: Optional[Op], case: str) -> float:
+    k = op.kind
+    c = 1.0
+    if k == "div":
+        c = {"low": 2.0, "central": 7.0, "high": 12.0}[case]
+    elif k == "mull":
+        c = 2.0 if case == "high" else 1.0
+    elif k == "load":
+        c = 2.0 if case == "high" else 1.0  # address generated in decode
+    elif k == "store":
+        c = 2.0 if case == "high" and op.reg_offset else 1.0
+    elif k in ("loadd", "stored"):
+        c = 3.0 if case == "high" else 2.0
+    elif k in ("ldm", "stm"):
+        c = 1.0 + op.n
+    elif k == "table":
+        c = 3.0
+    elif k == "it":
+        fold = case == "low" or (case == "central" and prev is not None and prev.size == 2)
+        c = 0.0 if fold else 1.0
+    elif k == "barrier":
+        c = 4.0 if case == "high" else 1.0
+    # load-use: the value arrives one cycle after the load's single issue cycle
+    if case == "central" and prev is not None and prev.kind in ("load", "loadd", "ldm") \
+            and _uses(op, prev.dst):
+        c += 1.0
+    return c
+
+
+def _costs_m33(ops: Sequence[Op], case: str) -> list[float]:
+    return _dual_issue(ops, case, _m33_cost, lambda a, b, _case: _m33_pairs(a, b))
 
 
 def _m7_pairs(a: Op, b: Op, case: str) -> bool:
@@ -482,37 +497,28 @@ def _m7_pairs(a: Op, b: Op, case: str) -> bool:
     return not _uses(b, a.dst)
 
 
+def _m7_cost(op: Op, prev: Optional[Op], case: str) -> float:
+    k = op.kind
+    c = 1.0
+    if k == "div":
+        c = {"low": 2.0, "central": 7.0, "high": 12.0}[case]
+    elif k in ("ldm", "stm"):
+        c = (1.0 + math.ceil(op.n / 2)) if case != "high" else 1.0 + op.n
+    elif k in ("loadd", "stored"):
+        c = 2.0 if case == "high" else 1.0
+    elif k == "table":
+        c = 2.0
+    elif k == "it":
+        c = 1.0 if case == "high" else 0.0
+    # late results: a load's or multiply's result used by the very next instruction
+    if case != "low" and prev is not None and prev.kind in ("load", "loadd", "ldm", "mul",
+                                                              "mull") and _uses(op, prev.dst):
+        c += 1.0
+    return c
+
+
 def _costs_m7(ops: Sequence[Op], case: str) -> list[float]:
-    out: list[float] = []
-    prev: Optional[Op] = None
-    paired = False
-    for op in ops:
-        k = op.kind
-        c = 1.0
-        if k == "div":
-            c = {"low": 2.0, "central": 7.0, "high": 12.0}[case]
-        elif k in ("ldm", "stm"):
-            c = (1.0 + math.ceil(op.n / 2)) if case != "high" else 1.0 + op.n
-        elif k in ("loadd", "stored"):
-            c = 2.0 if case == "high" else 1.0
-        elif k == "table":
-            c = 2.0
-        elif k == "it":
-            c = 1.0 if case == "high" else 0.0
-        # late results: a load's or multiply's result used by the very next instruction
-        if case != "low" and prev is not None and prev.kind in ("load", "loadd", "ldm", "mul",
-                                                                  "mull") and _uses(op, prev.dst):
-            c += 1.0
-        if case != "high" and not paired and prev is not None and c == 1.0 \
-                and _m7_pairs(prev, op, case):
-            out.append(0.0)
-            paired = True
-            prev = op
-            continue
-        paired = False
-        out.append(c)
-        prev = op
-    return out
+    return _dual_issue(ops, case, _m7_cost, _m7_pairs)
 
 
 _STATIC = {"cortex-m4": _costs_m4, "cortex-m0": _costs_m0, "cortex-m33": _costs_m33,
