@@ -78,13 +78,13 @@ def test_kernel_pass_boundaries_agree(kernels, encoding) -> None:
     from edgespike.model import Model
 
     rng = np.random.default_rng(11)
-    for fan_out in (1, 3, 5, 15, 17, 130):
+    for fan_out in (1, 3, 4, 5, 8, 12, 15, 17, 130):
         model = Model(input_size=600, timesteps=3, layers=[
             _plain_layer(rng, 600, fan_out, encoding)]).validate()
         x = np.zeros((3, 3, 600), dtype=np.uint8)
         x[0] = 1                                   # 600 rows every step
         x[1, :, :255] = 1                          # exactly 255 rows
-        x[2, 0, :16], x[2, 1, :15], x[2, 2, :257] = 1, 1, 1
+        x[2, 0, :16], x[2, 1, 300:315], x[2, 2, :257] = 1, 1, 1  # 15: counted in nibbles only
         for i, (r, q) in enumerate(zip(reference.run_batch(model, x),
                                        qemu.run_batch(model, x, kernels=kernels))):
             assert_same(q, r, f"{encoding} 600x{fan_out}, input {i}")

@@ -38,32 +38,65 @@ ES_INLINE uint32_t tern_apn(const es_weights_t *w, uint32_t k)
 /* Byte accumulator i holds (P, P, N, N) of neurons (ES_T_LANE[i], + 4): see tern_count. */
 static const uint8_t ES_T_LANE[8] = {0, 2, 8, 10, 1, 3, 9, 11};
 
-/* Counts of at most 15 rows: nibble lanes -> the byte accumulators b[]. */
-ES_INLINE void tern_count(const uint8_t *base, uint32_t stride, const uint16_t *pi,
-                          const uint16_t *pend, uint32_t *b)
+/* Counts of at most 15 rows in nibble lanes: n[0] + and n[1] - of neurons 0, 2, .., 14 (lane
+ * i: neuron 2i), n[2] + and n[3] - of neurons 1, 3, .., 15. */
+ES_INLINE void tern_nibbles(const uint8_t *base, uint32_t stride, const uint16_t *pi,
+                            const uint16_t *pend, uint32_t *n)
 {
     const uint32_t m = es_reg(ES_T_M1);
     uint32_t n0 = 0, n1 = 0, n2 = 0, n3 = 0;
     while (pi != pend) {
         const uint32_t w = es_ld32(base + (uint32_t)*pi++ * stride);
-        n0 += w & m;         /* + of neurons 0, 2, .., 14 */
-        n1 += (w >> 1) & m;  /* - of neurons 0, 2, .., 14 */
-        n2 += (w >> 2) & m;  /* + of neurons 1, 3, .., 15 */
-        n3 += (w >> 3) & m;  /* - of neurons 1, 3, .., 15 */
+        n0 += w & m;
+        n1 += (w >> 1) & m;
+        n2 += (w >> 2) & m;
+        n3 += (w >> 3) & m;
     }
+    n[0] = n0;
+    n[1] = n1;
+    n[2] = n2;
+    n[3] = n3;
+}
+
+/* Counts of at most 15 rows: nibble lanes -> the byte accumulators b[]. */
+ES_INLINE void tern_count(const uint8_t *base, uint32_t stride, const uint16_t *pi,
+                          const uint16_t *pend, uint32_t *b)
+{
+    uint32_t n[4];
+    tern_nibbles(base, stride, pi, pend, n);
     /* (P0 P2 P4 P6 | N0 N2 N4 N6) nibbles -> bytes (P0 P4 N0 N4) and (P2 P6 N2 N6) */
-    uint32_t t = es_pkhbt16(n0, n1);
+    uint32_t t = es_pkhbt16(n[0], n[1]);
     b[0] += t & ES_T_M4;
     b[1] += (t >> 4) & ES_T_M4;
-    t = es_pkhtb16(n0, n1);
+    t = es_pkhtb16(n[0], n[1]);
     b[2] += t & ES_T_M4;
     b[3] += (t >> 4) & ES_T_M4;
-    t = es_pkhbt16(n2, n3);
+    t = es_pkhbt16(n[2], n[3]);
     b[4] += t & ES_T_M4;
     b[5] += (t >> 4) & ES_T_M4;
-    t = es_pkhtb16(n2, n3);
+    t = es_pkhtb16(n[2], n[3]);
     b[6] += t & ES_T_M4;
     b[7] += (t >> 4) & ES_T_M4;
+}
+
+/* At most 15 rows, neurons [k, k + lim) (lim <= 16): each neuron's (P | N << 16) straight
+ * from the nibble lanes, and only the lim neurons wanted (a narrow layer pays for its own). */
+static void tern_block_few(const es_weights_t *w, const uint8_t *base, uint32_t stride,
+                           const uint16_t *idx, uint32_t nrows, uint32_t k, uint32_t lim,
+                           int32_t *s, es_a6_shift_t sh)
+{
+    uint32_t n[4];
+    tern_nibbles(base, stride, idx, idx + nrows, n);
+    /* q[0]: even neurons 0..6, q[1]: odd 1..7, q[2]: even 8..14, q[3]: odd 9..15; neuron kk
+     * in nibble (kk >> 1) & 3 of each half */
+    const uint32_t q[4] = {es_pkhbt16(n[0], n[1]), es_pkhbt16(n[2], n[3]),
+                           es_pkhtb16(n[0], n[1]), es_pkhtb16(n[2], n[3])};
+    const bool per_neuron = w->a_pos_pn != NULL || w->a_neg_pn != NULL;
+    const uint32_t apn = tern_apn(w, 0);
+    for (uint32_t kk = 0; kk < lim; ++kk) {
+        const uint32_t pn = (q[(kk & 1u) | ((kk >> 2) & 2u)] >> ((kk & 6u) * 2u)) & 0x000F000Fu;
+        s[kk] = es_a6(es_smusd(pn, per_neuron ? tern_apn(w, k + kk) : apn), sh);
+    }
 }
 
 /* Neurons [k, k + lim) (lim <= 16) of a block of 16 whose codes start at base in each row. */
@@ -71,6 +104,10 @@ static void tern_block(const es_weights_t *w, const uint8_t *base, uint32_t stri
                        const uint16_t *idx, uint32_t nrows, uint32_t k, uint32_t lim, int32_t *s,
                        es_a6_shift_t sh)
 {
+    if (nrows <= ES_T_NIBBLE_ROWS && lim < 16u) {
+        tern_block_few(w, base, stride, idx, nrows, k, lim, s, sh);
+        return;
+    }
     const bool one_pass = nrows <= ES_T_BYTE_ROWS;
     const bool per_neuron = w->a_pos_pn != NULL || w->a_neg_pn != NULL;
     const uint32_t apn = tern_apn(w, 0);
