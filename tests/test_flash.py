@@ -518,3 +518,20 @@ def test_split_and_erase_ranges():
     assert b"".join(p.data for p, _ in parts) == seg.data
     assert _erase_range(parts[1][0], regions[0]) == (0x1000, 0x1000)
     assert _erase_range(Segment(0x1fff, b"ab"), regions[0]) == (0x1000, 0x2000)
+
+
+@qemu_test
+def test_cli_emulator_start_gdb_then_flash(tmp_path, capsys):
+    """edgespike emulator start --gdb --detach: an empty halted board to flash like a real one."""
+    pid_file = tmp_path / "emu.json"
+    assert cli.main(["emulator", "start", "--gdb", "--detach", "--pid-file", str(pid_file),
+                     "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    try:
+        assert record["gdb"].startswith("127.0.0.1:") and record["url"].startswith("socket://")
+        assert cli.main(["flash", str(_mps2()), "--gdb", record["gdb"], "--port",
+                         record["url"]]) == 0
+        assert "answers Hello with build id " + read_elf(_mps2()).build_id in \
+            capsys.readouterr().out
+    finally:
+        assert cli.main(["emulator", "stop", "--pid-file", str(pid_file)]) == 0
