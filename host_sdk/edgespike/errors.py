@@ -139,3 +139,8 @@ class FlashVerifyError(FlashError):
 
 class ProbeNotFound(FlashError):
     """No debug probe (CMSIS-DAP, ST-Link, J-Link) is connected, or not the one asked for."""
+
+
+class FirmwareBuildError(EdgeSpikeError):
+    """The firmware did not build for a board (unknown board, CMake or compiler failure); the
+    message carries the end of the build's output."""

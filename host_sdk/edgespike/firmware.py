@@ -24,13 +24,9 @@ from typing import Any, Optional
 
 from edgespike import paths
 from edgespike.device.image import read_elf
-from edgespike.errors import EdgeSpikeError, ToolMissing
+from edgespike.errors import FirmwareBuildError, ToolMissing
 
 log = logging.getLogger(__name__)
-
-
-class FirmwareBuildError(EdgeSpikeError):
-    """The firmware did not build; the message carries the end of the build's output."""
 
 
 @dataclass(frozen=True)
