@@ -96,6 +96,11 @@ def test_info_fields_sane(device, board_name):
     if board_name == "netduinoplus2":  # STM32F405: 1 MB flash, 128 KB SRAM
         assert info.core == "cortex-m4" and info.clock_hz == 168_000_000
         assert 0 < info.flash_bytes < 1 << 20 and 0 < info.ram_bytes < 128 << 10
+    if board_name in ("mps2-an386", "netduinoplus2"):  # the image it booted, by build id
+        from edgespike import paths
+        from edgespike.device.image import read_elf
+
+        assert info.build_id == read_elf(paths.firmware_image(board_name)).build_id != ""
 
 
 @pytest.mark.parametrize("make", [

@@ -2,6 +2,7 @@
  * EdgeSpike core: error texts. A tiny formatter, so the core needs no stdio (snprintf would
  * pull kilobytes of newlib into every firmware image).
  */
+#include "edgespike.h"
 #include "es_internal.h"
 
 typedef struct {
@@ -74,4 +75,16 @@ es_status_t es_error_set(es_error_t *err, es_status_t code, uint32_t detail, con
     es_status_t r = es_error_vset(err, code, detail, fmt, ap);
     va_end(ap);
     return r;
+}
+
+const char *es_status_name(es_status_t code)
+{
+    static const char *const names[] = {
+        "ES_OK", "ES_ERR_BAD_CRC", "ES_ERR_BAD_FRAME", "ES_ERR_FRAME_TOO_LONG", "ES_ERR_DECODE",
+        "ES_ERR_UNKNOWN_MESSAGE", "ES_ERR_NO_MODEL", "ES_ERR_MODEL_TOO_LARGE",
+        "ES_ERR_MODEL_INVALID", "ES_ERR_MODEL_CRC", "ES_ERR_UPLOAD_NOT_STARTED",
+        "ES_ERR_UPLOAD_OFFSET", "ES_ERR_UPLOAD_INCOMPLETE", "ES_ERR_BAD_INPUT",
+        "ES_ERR_UNSUPPORTED", "ES_ERR_INTERNAL"};
+    const uint32_t i = (uint32_t)code;
+    return i < sizeof(names) / sizeof(names[0]) ? names[i] : "ES_ERR_?";
 }

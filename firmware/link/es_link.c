@@ -138,6 +138,12 @@ static void on_hello(es_link_t *l, uint32_t seq)
     }
     d->flash_bytes = l->port.flash_bytes;
     d->ram_bytes = l->port.ram_bytes;
+    if (l->port.build_id != NULL) {
+        d->build_id.size = (pb_size_t)(l->port.build_id_len < sizeof(d->build_id.bytes)
+                                           ? l->port.build_id_len
+                                           : sizeof(d->build_id.bytes));
+        memcpy(d->build_id.bytes, l->port.build_id, d->build_id.size);
+    }
     es_link_send_resp(l);
 }
 

@@ -109,6 +109,9 @@ typedef struct {
     /* (added for streaming) cycles counter units per microsecond: 1000 when it counts ns
      * (host, QEMU -icount shift=0); 0: no clock, streams run free (no pacing, no stall) */
     uint32_t cycles_per_us;
+    /* (added for flashing) the image's GNU build id (DeviceInfo.build_id), or NULL / 0 */
+    const uint8_t *build_id;
+    uint32_t build_id_len;
 } es_port_t;
 
 /* One queued EventBatch: its steps' input, copied out of the request. */

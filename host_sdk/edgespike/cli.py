@@ -25,6 +25,9 @@ every inference.
 The pipeline, one verb per step:
   train -> quantize -> deploy / run / profile on a device (real or emulated)
 
+Onto your own board: 'edgespike firmware build --board B' and 'edgespike flash FW.elf', or
+compile a model into your own firmware with 'edgespike export MODEL --c model.h'.
+
 A device is named by --port (a serial port such as /dev/ttyACM0, or socket://HOST:PORT of a
 running emulator) or --board mps2-an386 (start an emulated Cortex-M4 for this one command).
 Run 'edgespike VERB --help' for the details of each verb.

@@ -114,3 +114,33 @@ class StreamGap(StreamError):
         super().__init__(f"{message} (expected {expected}, got {got})")
         self.expected = expected
         self.got = got
+
+
+class FlashError(DeviceError):
+    """A firmware image could not be flashed (unreadable image, the debugger refused a write,
+    a reset failed); the message says which step and what to check."""
+
+
+class FlashVerifyError(FlashError):
+    """What was read back after flashing differs from the image.
+
+    Attributes:
+        address: the first address whose byte differs.
+        expected: the image's byte there.
+        got: the byte read back.
+    """
+
+    def __init__(self, message: str, address: int, expected: int, got: int) -> None:
+        super().__init__(message)
+        self.address = address
+        self.expected = expected
+        self.got = got
+
+
+class ProbeNotFound(FlashError):
+    """No debug probe (CMSIS-DAP, ST-Link, J-Link) is connected, or not the one asked for."""
+
+
+class FirmwareBuildError(EdgeSpikeError):
+    """The firmware did not build for a board (unknown board, CMake or compiler failure); the
+    message carries the end of the build's output."""

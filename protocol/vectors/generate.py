@@ -117,6 +117,13 @@ def _session_cases() -> list[tuple[str, Any]]:
         ("error_busy", _frame(0, error={"code": "ERR_BUSY", "message": "busy: another client "
                                         "holds this device (for 3 s)", "detail": 3})),
         ("stats_stale", _frame(3, session=session, stats={"frames_ok": 9, "frames_stale": 2})),
+        # the build id of the flashed image (edgespike flash checks it after flashing)
+        ("device_info_build_id", _frame(1, session=session, device_info={
+            "protocol_version": 3, "firmware_version": "0.1.0", "board": "mps2-an386",
+            "core": "cortex-m4", "cycle_source": "CYCLES_QEMU_ICOUNT", "flash_bytes": 35100,
+            "build_id": json_format.MessageToDict(pb.DeviceInfo(
+                build_id=bytes.fromhex("5a1e0b6b3d4c2f1e0d9c8b7a6958473625140300")))
+                ["buildId"]})),
     ]
 
 

@@ -38,6 +38,35 @@ static inline void es_cm_start_c_runtime(void)
     }
 }
 
+/* ---- Build id: the GNU build-id note the board's linker script keeps in flash ------------ */
+/* Weak: an image whose linker script has no such section links, and reports no build id. */
+extern const uint8_t __es_build_id_start[] __attribute__((weak));
+extern const uint8_t __es_build_id_end[] __attribute__((weak));
+
+static inline uint32_t es_cm_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+
+/* The build id's bytes (*id) and length, or 0 when the image has none. The note: namesz,
+ * descsz, type (3: NT_GNU_BUILD_ID), "GNU\0", then descsz bytes of id. */
+static inline uint32_t es_cm_build_id(const uint8_t **id)
+{
+    const uint8_t *p = __es_build_id_start;
+    *id = NULL;
+    if (p == NULL || __es_build_id_end == NULL || __es_build_id_end - p < 16) {
+        return 0;
+    }
+    const uint32_t namesz = es_cm_le32(p), descsz = es_cm_le32(p + 4), type = es_cm_le32(p + 8);
+    if (namesz != 4u || type != 3u || p[12] != 'G' || p[13] != 'N' || p[14] != 'U' ||
+        p[15] != 0u || descsz > (uint32_t)(__es_build_id_end - p) - 16u) {
+        return 0;
+    }
+    *id = p + 16;
+    return descsz;
+}
+
 /* ---- SysTick: 24-bit down counter, a wrap count kept by the port's SysTick ISR ---------- */
 #define ES_CM_SYSTICK_RELOAD 0x00FFFFFFu
 

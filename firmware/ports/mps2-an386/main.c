@@ -20,6 +20,7 @@ int main(void)
     p.flash_bytes = es_mps2_flash_bytes();
     p.ram_bytes = es_mps2_ram_bytes();
     p.cycles_per_us = 1000u; /* es_systick_cycles counts ns of virtual time (40 per tick) */
+    p.build_id_len = es_cm_build_id(&p.build_id);
     es_systick_init();
     es_link_init(&g_link, &p);
     es_uart_init();

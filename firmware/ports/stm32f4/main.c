@@ -36,6 +36,7 @@ int main(void)
     p.ram_bytes = es_stm32_ram_bytes();
     /* DWT counts core cycles; the SysTick fallback returns ns of virtual time. */
     p.cycles_per_us = dwt ? clk.sysclk_hz / 1000000u : 1000u;
+    p.build_id_len = es_cm_build_id(&p.build_id);
     es_link_init(&g_link, &p);
     es_uart_init(clk.usart_hz);
     es_timer_init(clk.tim_hz, clk.emulated);

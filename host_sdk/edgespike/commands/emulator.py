@@ -26,6 +26,9 @@ for as long as it runs.
 
 By default 'start' stays in the foreground until Ctrl-C. With --detach it prints the URL and
 returns, leaving the board running; 'edgespike emulator stop' ends it.
+
+With --gdb a QEMU board starts empty and halted, with QEMU's gdbstub on a local port (printed
+after the URL): flash it as a real board, 'edgespike flash ELF --gdb ADDRESS --port URL'.
 """
 
 EPILOG = """\
@@ -35,6 +38,7 @@ examples:
   edgespike info --port socket://127.0.0.1:PORT
   edgespike emulator stop
   edgespike emulator start --board host --detach --json
+  edgespike emulator start --gdb --detach       # prints the URL, then 127.0.0.1:GDBPORT
 """
 
 
@@ -51,6 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="firmware image (default build/<board>/edgespike-<board>.elf)")
     s.add_argument("--tcp-port", type=int, default=0, metavar="N",
                    help="TCP port for the board's UART (default: a free one)")
+    s.add_argument("--gdb", action="store_true",
+                   help="QEMU boards: start empty and halted with the gdbstub, to be flashed")
     s.add_argument("--detach", action="store_true",
                    help="leave the board running in the background; write a pid file")
     s.add_argument("--pid-file", metavar="FILE", default=None,
@@ -78,11 +84,29 @@ def _make(args: argparse.Namespace, detach: bool, log_path: Path | None):
 
     kw: dict = {"port": args.tcp_port, "detach": detach, "log_path": log_path}
     if args.board == "host":
+        if args.gdb:
+            raise EmulatorError("--gdb needs a QEMU board (mps2-an386, netduinoplus2), not host")
         if args.firmware:
             kw["executable"] = args.firmware
-    elif args.firmware:
-        kw["firmware"] = args.firmware
+    else:
+        if args.firmware:
+            kw["firmware"] = args.firmware
+        if args.gdb:
+            kw.update(gdb=True, load=False)
     return make_board(args.board, **kw)
+
+
+def _record(args: argparse.Namespace, board) -> dict:
+    record = {"board": args.board, "url": board.url, "pid": board.pid}
+    if getattr(args, "gdb", False):
+        record["gdb"] = board.gdb_address
+    return record
+
+
+def _show(record: dict) -> None:
+    print(record["url"])
+    if "gdb" in record:
+        print(record["gdb"])
 
 
 def start(args: argparse.Namespace) -> int:
@@ -101,10 +125,10 @@ def start(args: argparse.Namespace) -> int:
         if args.board == "host":
             time.sleep(0.05)
         board.alive()
-        record = {"board": args.board, "url": board.url, "pid": board.pid, "log": str(log_path)}
+        record = {**_record(args, board), "log": str(log_path)}
         board.release()
         pid_file.write_text(json.dumps(record) + "\n")
-        emit(args, {**record, "pid_file": str(pid_file)}, lambda: print(record["url"]))
+        emit(args, {**record, "pid_file": str(pid_file)}, lambda: _show(record))
         return 0
     board = _make(args, False, None)
 
@@ -114,8 +138,8 @@ def start(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, on_term)
     with board:
-        emit(args, {"board": args.board, "url": board.url, "pid": board.pid},
-             lambda: print(board.url))
+        record = _record(args, board)
+        emit(args, record, lambda: _show(record))
         if not args.json:
             print(f"{args.board} running (pid {board.pid}); Ctrl-C stops it", file=sys.stderr)
         sys.stdout.flush()

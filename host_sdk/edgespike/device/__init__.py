@@ -6,6 +6,8 @@
 - :class:`Emulator` / :class:`HostDevice` (``emulator``): QEMU or the host device program as
   a board on a loopback port; :func:`open_device` picks or starts one.
 - :class:`FakeDevice` (``fake``): an in-process protocol simulator for tests of the host side.
+- :func:`flash` (``flashing``): write an ELF onto a board through a gdbserver (``gdbremote``,
+  the GDB remote protocol) or a debug probe (pyOCD), verify it by read-back, reset and run.
 """
 from edgespike.device.client import (
     DeployResult, Device, DeviceInfo, DeviceRunOutput, DeviceStats,
@@ -13,9 +15,11 @@ from edgespike.device.client import (
 from edgespike.device.emulator import (
     BOARDS, Emulator, HostDevice, make_board, open_device,
 )
+from edgespike.device.flashing import GDB_SERVERS, FlashResult, flash
 from edgespike.device.transport import Transport
 
 __all__ = [
     "BOARDS", "DeployResult", "Device", "DeviceInfo", "DeviceRunOutput", "DeviceStats",
-    "Emulator", "HostDevice", "Transport", "make_board", "open_device",
+    "Emulator", "FlashResult", "GDB_SERVERS", "HostDevice", "Transport", "flash", "make_board",
+    "open_device",
 ]

@@ -88,12 +88,17 @@ class DeviceInfo:
     state_bytes_used: int = 0
     flash_bytes: int = 0
     ram_bytes: int = 0
+    #: the running image's GNU build id as hex ("" if the firmware reports none): what
+    #: :func:`edgespike.device.flash` compares with the ELF it flashed
+    build_id: str = ""
 
     @classmethod
     def from_pb(cls, msg: Any) -> "DeviceInfo":
         """Build from a protobuf ``DeviceInfo``."""
-        kw = {f.name: getattr(msg, f.name) for f in fields(cls) if f.name != "cycle_source"}
-        return cls(cycle_source=cycle_source_name(msg.cycle_source), **kw)
+        special = ("cycle_source", "build_id")
+        kw = {f.name: getattr(msg, f.name) for f in fields(cls) if f.name not in special}
+        return cls(cycle_source=cycle_source_name(msg.cycle_source),
+                   build_id=bytes(msg.build_id).hex(), **kw)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""

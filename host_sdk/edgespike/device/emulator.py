@@ -185,11 +185,17 @@ class Emulator(BoardProcess):
         icount: run with ``-icount shift=0`` so cycle counts are deterministic instructions.
         detach: start in its own session and leave it running (see :meth:`release`).
         log_path: file for QEMU's output (default: a temporary file).
+        gdb: start halted with QEMU's gdbstub on a free loopback port (:attr:`gdb_address`),
+            waiting for a debugger or :func:`edgespike.device.flash`; the UART does not wait
+            for its client then (``wait=off``), and no ready banner is awaited.
+        load: load ``firmware`` with ``-kernel``; False starts an empty board to be flashed
+            through the gdbstub (with ``gdb=True``).
     """
 
     def __init__(self, board: str = paths.DEFAULT_BOARD, firmware: Optional[str | Path] = None,
                  *, port: int = 0, icount: bool = True, detach: bool = False,
-                 log_path: Optional[Path] = None) -> None:
+                 log_path: Optional[Path] = None, gdb: bool = False,
+                 load: bool = True) -> None:
         super().__init__()
         if board not in QEMU_BOARDS:
             raise EmulatorError(f"unknown emulated board {board!r}; choose one of "
@@ -200,24 +206,37 @@ class Emulator(BoardProcess):
         self.icount = icount
         self.detach = detach
         self.log_path = log_path
+        self.gdb = gdb
+        self.load = load
+        self.gdb_port: Optional[int] = None
+
+    @property
+    def gdb_address(self) -> str:
+        """``127.0.0.1:PORT`` of QEMU's gdbstub (started with ``gdb=True``)."""
+        if self.gdb_port is None:
+            raise EmulatorError(f"{self.board}: not started with its gdbstub (gdb=True)")
+        return f"127.0.0.1:{self.gdb_port}"
 
     def command(self, port: int) -> list[str]:
         """The QEMU command line for ``port``."""
-        firmware = self.firmware or paths.firmware_image(self.board)
         argv = [QEMU, "-M", self.board, "-nographic", "-monitor", "none"]
         if self.icount:
             argv += ["-icount", "shift=0"]
         if self.board in SEMIHOSTING_BOARDS:
             argv += ["-semihosting-config", "enable=on,target=native"]
-        argv += ["-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on",
-                 "-kernel", str(firmware)]
+        wait = "off" if self.gdb else "on"
+        argv += ["-serial", f"tcp:127.0.0.1:{port},server=on,wait={wait},nodelay=on"]
+        if self.gdb:
+            argv += ["-S", "-gdb", f"tcp:127.0.0.1:{self.gdb_port}"]
+        if self.load:
+            argv += ["-kernel", str(self.firmware or paths.firmware_image(self.board))]
         return argv
 
     def connect(self, timeout: float = 10.0) -> Transport:
         """Open the board's socket; on boards with a ready banner, return once it came."""
         transport = super().connect(timeout)
         banner = READY_BANNERS.get(self.board)
-        if banner is None:
+        if banner is None or self.gdb:
             return transport
         try:
             self.wait_ready(transport, banner, timeout)
@@ -250,11 +269,15 @@ class Emulator(BoardProcess):
         """Start QEMU; it waits for the first connection before running the firmware."""
         if shutil.which(QEMU) is None:
             raise ToolMissing(f"{QEMU} not found; install it: sudo apt-get install qemu-system-arm")
-        firmware = self.firmware or paths.firmware_image(self.board)
-        if not Path(firmware).is_file():
-            raise ToolMissing(f"firmware image {firmware} not found; build it: bash firmware/build.sh")
+        if self.load:
+            firmware = self.firmware or paths.firmware_image(self.board)
+            if not Path(firmware).is_file():
+                raise ToolMissing(f"firmware image {firmware} not found; build it: bash "
+                                  "firmware/build.sh")
         for attempt in range(3):
             port = self._want_port or free_port()
+            if self.gdb:
+                self.gdb_port = free_port()
             self._spawn(self.command(port), detach=self.detach, log_path=self.log_path)
             self.port = port
             # QEMU binds its socket before it runs; a port taken in between shows up as an
